@@ -153,26 +153,11 @@ const (
 	// bandwidth-delay product of a host's own connections and most
 	// outside ones (1 Gb/s at 2 ms). A connection keeps its buffers, and
 	// its count, until the gateway's side is done with its guest, past
-	// the relay's end (natTCPDrainTimeout).
+	// the relay's end (drainTCP).
 	natTCPBuffer        = 256 << 10
 	natTCPSmallBuffer   = 16 << 10
 	natTCPBufferedConns = 128
 	natHubBuffered      = 1024
-	// natTCPDrainTimeout bounds how long a relayed TCP connection whose
-	// relay is over (both streams ended) waits for its guest to take
-	// what the gateway's side still holds for it (up to its send
-	// buffer) and acknowledge the end of stream; then that side is
-	// reset. Until either, the connection keeps its slot and its buffer
-	// share (drainTCP): freed with the relay, the gateway's endpoint
-	// of a guest that never read (a zero window) and shut down its side
-	// went on probing for ever, holding its buffer outside every bound,
-	// and 3,000 such connections took a hub 775 MB. gVisor's user
-	// timeout (TCPUserTimeoutOption) bounds zero-window probing too,
-	// but starts again each time the window opens: a guest reading a
-	// byte now and then would keep the endpoint for ever. A guest that
-	// reads takes 256 KiB in milliseconds; 60 s is how long gVisor and
-	// Linux let a closed socket wait in FIN-WAIT-2 for its peer.
-	natTCPDrainTimeout = 60 * time.Second
 	// natICMPPerSecond and natICMPBurst are one guest's budget of ICMP
 	// port unreachables (portUnreachable), a token bucket of its own
 	// checked before the gateway stack's limiter (1000 a second, bursts
@@ -216,10 +201,6 @@ var natHubLimits = struct{ waits, buffered int }{natHubSYNWaits, natHubBuffered}
 // natUDPPerGuest and natTCPBufferedConns, a variable for the tests (read
 // when a NAT is made).
 var natLimits = struct{ tcp, udp, buffered int }{natTCPPerGuest, natUDPPerGuest, natTCPBufferedConns}
-
-// natDrainFor is natTCPDrainTimeout, a variable for the tests (read when
-// a NAT is made).
-var natDrainFor = natTCPDrainTimeout
 
 // udpIdleFor is udpIdleTimeout, a variable for the tests.
 var udpIdleFor = udpIdleTimeout
@@ -277,9 +258,7 @@ type nat struct {
 	// maxTCP, maxUDP and maxBuffered are natLimits as they were when
 	// the NAT was made.
 	maxTCP, maxUDP, maxBuffered int
-	// drainFor is natDrainFor as it was when the NAT was made.
-	drainFor time.Duration
-	dialer   net.Dialer
+	dialer                      net.Dialer
 	// ctx ends the dials in progress when the gateway closes.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -711,7 +690,7 @@ func newNAT(gateway netip.Addr, subnet netip.Prefix, oneGuest bool) *nat {
 		}
 		return addr, true
 	}, oneGuest: oneGuest, maxTCP: natLimits.tcp, maxUDP: natLimits.udp, maxBuffered: natLimits.buffered,
-		drainFor: natDrainFor, guests: map[netip.Addr]*natGuest{}, flows: map[*udpFlow]*natGuest{},
+		guests: map[netip.Addr]*natGuest{}, flows: map[*udpFlow]*natGuest{},
 		dials: map[stack.TransportEndpointID]*natDial{}, held: map[stack.TransportEndpointID]time.Time{},
 		forwarders: map[netip.Addr]*tcp.Forwarder{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -1222,17 +1201,29 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 		return
 	}
 	defer c.conns.remove(gc)
-	splice(host, gc)
-	drainTCP(c.ctx, ep, &wq, n.drainFor)
+	// Only a guest that ended its stream waits for the gateway's side
+	// to drain: one still sending when the host's side failed (a server
+	// that answered early and closed, or restarted) is reset by the
+	// close at once, its writes failing, as its peer is gone.
+	if splice(host, gc) {
+		drainTCP(c.ctx, ep, &wq)
+	}
 }
 
-// drainTCP waits, once a relay is over, until the gateway's endpoint ep
-// (wq its queue) of the guest's connection has nothing more for the
-// guest: closed, or in TIME-WAIT, all its data and its end of stream
-// acknowledged. Once limit has passed, or as ctx ends (the guest has
-// left, the NAT stops), it is reset instead. Its caller's connection
-// stays counted meanwhile: the endpoint holds up to its send buffer
-// (natTCPDrainTimeout).
+// drainTCP waits, once a relay is over and the guest has ended its
+// stream, until the gateway's endpoint ep (wq its queue) of the guest's
+// connection has nothing more for the guest: closed (or failed: a guest
+// gone silent runs out its retransmissions), or in TIME-WAIT, all its
+// data and its end of stream acknowledged. As ctx ends (the guest has
+// left, the NAT stops) it is reset instead. Its caller's connection
+// stays counted meanwhile, with its buffer share: freed with the relay,
+// the endpoint of a guest that never read (a zero window) and shut down
+// its side went on probing for ever, holding up to its send buffer
+// outside every bound, and 3,000 such connections took a hub 775 MB.
+// There is no deadline: a guest reading slowly gets all of its reply,
+// and one that never reads holds its slot as an open connection it
+// never reads does (gVisor's user timeout would cut the first, and a
+// deadline too).
 //
 // An endpoint in TIME-WAIT (the host closed first) is reset at once,
 // its guest closed already: gVisor kept it 60 s and dropped the SYNs of
@@ -1246,14 +1237,12 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 // with the server. The guest ignores the reset, as one for no
 // connection, or takes it as the end of one waiting for the gateway's
 // last ACK.
-func drainTCP(ctx context.Context, ep tcpip.Endpoint, wq *waiter.Queue, limit time.Duration) {
+func drainTCP(ctx context.Context, ep tcpip.Endpoint, wq *waiter.Queue) {
 	// Registered before the state is first read: gVisor reports each
 	// move to CLOSED, an error or TIME-WAIT as a hang-up.
 	we, ended := waiter.NewChannelEntry(waiter.EventHUp | waiter.EventErr)
 	wq.EventRegister(&we)
 	defer wq.EventUnregister(&we)
-	timer := time.NewTimer(limit)
-	defer timer.Stop()
 	for {
 		switch tcp.EndpointState(ep.State()) {
 		case tcp.StateClose, tcp.StateError:
@@ -1264,9 +1253,6 @@ func drainTCP(ctx context.Context, ep tcpip.Endpoint, wq *waiter.Queue, limit ti
 		}
 		select {
 		case <-ended:
-		case <-timer.C:
-			ep.Abort()
-			return
 		case <-ctx.Done():
 			ep.Abort()
 			return
@@ -1275,17 +1261,20 @@ func drainTCP(ctx context.Context, ep tcpip.Endpoint, wq *waiter.Queue, limit ti
 }
 
 // splice copies both ways between a and b until both directions have
-// ended, passing each end of stream on as a half close.
-func splice(a, b net.Conn) {
+// ended, passing each end of stream on as a half close, and reports
+// whether both ended so (neither side failed).
+func splice(a, b net.Conn) (clean bool) {
+	var errAB error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, _ = io.Copy(b, a)
+		_, errAB = io.Copy(b, a)
 		closeWrite(b)
 	}()
-	_, _ = io.Copy(a, b)
+	_, errBA := io.Copy(a, b)
 	closeWrite(a)
 	<-done
+	return errAB == nil && errBA == nil
 }
 
 // closeWrite half-closes c where it can.

@@ -3,6 +3,7 @@ package netback_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -44,18 +45,18 @@ func sendThenClose(t *testing.T, payload []byte) uint16 {
 // Once a relay is over (the host server sent its reply and closed, the
 // guest shut down its side), the guest's connection counts against its
 // bounds until the gateway's side has handed the guest what it still
-// holds for it, or has been reset after the drain timeout: the gateway's
-// endpoint freed with the relay, a guest that never read kept it probing
-// its zero window for ever, with up to 256 KiB each, a fresh one per
-// connection, beyond every bound (3,000 of them took 775 MB).
+// holds for it: freed with the relay, the gateway's endpoint of a guest
+// that never read kept probing its zero window for ever, with up to
+// 256 KiB each, a fresh one per connection, beyond every bound (3,000 of
+// them took 775 MB). A guest that reads slowly gets it all; one that
+// never reads holds its slot until it closes (here: resets) its side.
 func TestNATDrainsBeforeFreeing(t *testing.T) {
 	tests := []struct {
 		name  string
-		reads bool          // the guest reads once the relay is over
-		drain time.Duration // the NAT's drain timeout
+		reads bool // the guest reads once the relay is over
 	}{
-		{name: "guest reads", reads: true, drain: time.Minute},
-		{name: "guest never reads", drain: 200 * time.Millisecond},
+		{name: "guest reads slowly", reads: true},
+		{name: "guest never reads"},
 	}
 	payload := make([]byte, 64<<10)
 	for i := range payload {
@@ -63,7 +64,6 @@ func TestNATDrainsBeforeFreeing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Cleanup(netback.SetNATDrainTimeout(tt.drain))
 			g, u := startGuestOn(t)
 			// A 4 KiB window that does not grow: the rest of the reply
 			// waits at the gateway.
@@ -85,28 +85,93 @@ func TestNATDrainsBeforeFreeing(t *testing.T) {
 			if err := c.(*gonet.TCPConn).CloseWrite(); err != nil {
 				t.Fatal(err)
 			}
+			// The guest's end of stream reached the gateway, whose
+			// relay is then over, the reply's rest held for the guest.
+			waitFor(t, "the guest's end of stream", func() bool {
+				return slices.Equal(netback.UserTCPStates(u), []string{"CLOSE-WAIT"}) || slices.Equal(netback.UserTCPStates(u), []string{"LAST-ACK"})
+			})
+			if n := u.Stats().NATConns; n != 1 {
+				t.Fatalf("with the gateway's side holding data for the guest, the NAT counts %d connections; want 1", n)
+			}
 			if tt.reads {
-				// The guest's end of stream reached the gateway first.
-				waitFor(t, "the guest's end of stream", func() bool {
-					return slices.Equal(netback.UserTCPStates(u), []string{"CLOSE-WAIT"})
-				})
-				c.SetReadDeadline(time.Now().Add(20 * time.Second))
-				got, err := io.ReadAll(c)
-				if err != nil || !bytes.Equal(got, payload) {
-					t.Fatalf("the guest read %d bytes of the %d sent (equal: %v), then %v; want them all, then the end of stream", len(got), len(payload), bytes.Equal(got, payload), err)
+				// A few KiB at a time, with pauses: no deadline cuts it.
+				c.SetReadDeadline(time.Now().Add(60 * time.Second))
+				var got []byte
+				buf := make([]byte, 2048)
+				for {
+					n, err := c.Read(buf)
+					got = append(got, buf[:n]...)
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Fatalf("the guest read %d bytes of the %d sent, then %v; want them all, then the end of stream", len(got), len(payload), err)
+					}
+					time.Sleep(5 * time.Millisecond)
 				}
+				if !bytes.Equal(got, payload) {
+					t.Fatalf("the guest read %d bytes of the %d sent (equal: %v); want them all", len(got), len(payload), bytes.Equal(got, payload))
+				}
+			} else {
+				// Closed with data unread: the guest resets.
+				c.Close()
 			}
 			waitFor(t, "the connection to be freed", func() bool { return u.Stats().NATConns == 0 })
 			if states := netback.UserTCPStates(u); len(states) != 0 {
 				t.Fatalf("the connection was freed while the gateway still had endpoints in %v", states)
 			}
-			if !tt.reads {
-				c.SetReadDeadline(time.Now().Add(20 * time.Second))
-				got, err := io.ReadAll(c)
-				if err == nil || len(got) >= len(payload) || !bytes.Equal(got, payload[:len(got)]) {
-					t.Fatalf("the guest read %d bytes of the %d sent, then %v; want what its window held, then a reset", len(got), len(payload), err)
-				}
-			}
 		})
 	}
+}
+
+// A guest still sending when the host's side ends (a server that reads a
+// little, answers and closes, as one refusing an upload does) sees its
+// writes fail at once and its connection freed, as before the drain:
+// waiting for a guest that has not ended its stream held its writes and
+// its slot 60 s.
+func TestNATGuestStillSendingWhenHostEnds(t *testing.T) {
+	g, u := startGuestOn(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.ReadFull(c, make([]byte, 1024))
+				_, _ = c.Write([]byte("HTTP/1.0 413 Payload Too Large\r\n\r\n"))
+			}()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, uint16(ln.Addr().(*net.TCPAddr).Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+	chunk := make([]byte, 16<<10)
+	var sent int
+	for {
+		n, err := c.Write(chunk)
+		sent += n
+		if err != nil {
+			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("the guest's upload still blocked after 20 s (%d bytes sent); want its writes to fail once the host's side is gone", sent)
+			}
+			break
+		}
+		if sent > 1<<30 {
+			t.Fatal("1 GiB sent to a server that read 1 KiB")
+		}
+	}
+	c.Close()
+	waitFor(t, "the connection to be freed", func() bool { return u.Stats().NATConns == 0 })
 }
