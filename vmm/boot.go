@@ -198,6 +198,12 @@ func loadHint(err error) (field, hint string) {
 		return "Modules", "check the modules and their types (kmod, fs, splash, rndseed)"
 	case errors.Is(err, netbsdboot.ErrAppend):
 		return "Append", "check the boot flags and console=, console_addr=, console_speed=, root= in the command line"
+	case errors.Is(err, multiboot.ErrBadELF), errors.Is(err, multiboot.ErrUnsupportedELF), errors.Is(err, multiboot.ErrLowMemory),
+		errors.Is(err, multiboot.ErrOverlap), errors.Is(err, multiboot.ErrTruncated), errors.Is(err, multiboot.ErrBadAOut),
+		errors.Is(err, multiboot.ErrHeaderTooFar), errors.Is(err, multiboot.ErrUnsupportedFlags):
+		// The kernel file's own fault, which the error names; an
+		// embedder learns which field without parsing it.
+		return "Kernel", ""
 	}
 	return "", ""
 }

@@ -213,6 +213,9 @@ func TestLoadKernelProtocols(t *testing.T) {
 		{"kernel cut in a segment", cutInSegment(), Config{}, 0, netbsdboot.ErrTruncated, "Kernel", "cut short: download or copy it again"},
 		{"module past what i386's locore maps", nbKernel(1, 3), Config{Modules: []multiboot.Module{{Name: "huge.img", Data: make([]byte, netbsdboot.BootMapI386), Args: "fs"}}},
 			0, netbsdboot.ErrBootMap, "Modules", "pass smaller or fewer modules: more memory does not help"},
+		// Refusals of the kernel file the loader words itself name
+		// the field for an embedder.
+		{"relocatable ELF", relocatable(guests.Demo), Config{}, 0, multiboot.ErrUnsupportedELF, "Kernel", ""},
 		{"fs module", nbKernel(1, 3), Config{Modules: []multiboot.Module{{Name: "root.img", Data: []byte("ffs"), Args: "fs"}}}, bootplan.NetBSD, nil, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -468,4 +471,12 @@ func TestNetBSDELF64WithMultibootHeader(t *testing.T) {
 			t.Errorf("field %q hint %q, want Boot and the native handoff", f, h)
 		}
 	})
+}
+
+// relocatable is the ELF image with e_type ET_REL, as an object file
+// given for a kernel has.
+func relocatable(image []byte) []byte {
+	b := bytes.Clone(image)
+	b[16], b[17] = 1, 0
+	return b
 }

@@ -371,6 +371,10 @@ func vmFlagHint(e *vmm.Error) string {
 			return ""
 		case notAKernel(e.Err):
 			return "pass -k a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel, such as netbsd or netbsd-GENERIC.gz; --boot forces a protocol"
+		case e.Hint == "":
+			// A fault of the file the loader's error words itself (a
+			// malformed ELF, a segment in low memory): no flag mends it.
+			return ""
 		}
 		return e.Hint + "; --boot forces a protocol"
 	case "KernelImage":
