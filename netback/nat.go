@@ -1201,12 +1201,17 @@ func (n *nat) handleTCP(r *tcp.ForwarderRequest) {
 		return
 	}
 	defer c.conns.remove(gc)
-	// Only a guest that ended its stream waits for the gateway's side
-	// to drain: one still sending when the host's side failed (a server
-	// that answered early and closed, or restarted) is reset by the
-	// close at once, its writes failing, as its peer is gone.
+	// A guest that ended its stream waits for the gateway's side to
+	// drain, whatever the host's side did (a reset after its reply
+	// included: closed with data for the guest, the endpoint went on
+	// probing a window that stays shut, uncounted). One still sending
+	// when the host's side failed (a server that answered early and
+	// closed, or restarted) is reset at once, its writes failing, as its
+	// peer is gone.
 	if splice(host, gc) {
 		drainTCP(c.ctx, ep, &wq)
+	} else {
+		ep.Abort()
 	}
 }
 
@@ -1262,19 +1267,19 @@ func drainTCP(ctx context.Context, ep tcpip.Endpoint, wq *waiter.Queue) {
 
 // splice copies both ways between a and b until both directions have
 // ended, passing each end of stream on as a half close, and reports
-// whether both ended so (neither side failed).
-func splice(a, b net.Conn) (clean bool) {
-	var errAB error
+// whether b ended its stream: all b sent was read to its end and written
+// to a, whatever became of a's stream.
+func splice(a, b net.Conn) (bEnded bool) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, errAB = io.Copy(b, a)
+		_, _ = io.Copy(b, a)
 		closeWrite(b)
 	}()
-	_, errBA := io.Copy(a, b)
+	_, err := io.Copy(a, b)
 	closeWrite(a)
 	<-done
-	return errAB == nil && errBA == nil
+	return err == nil
 }
 
 // closeWrite half-closes c where it can.
