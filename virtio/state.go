@@ -207,6 +207,21 @@ func (d *PCIDevice) Start() {
 	}
 }
 
+// Hold keeps the device from serving its queues from now on, as a
+// restored device is until Start: kicks are kept, and the requests in the
+// guest's rings stay there. A machine that stops with a snapshot calls it
+// while quiesced, before resume: what the guest queued that the device
+// had not taken is then served only by the devices restored from the
+// snapshot, once, not also by the one stopping (a disk would write its
+// image under the snapshot, a network card send frames the restored
+// guests send again). Work a Drainer still holds goes on: the guest was
+// given it back as done, and the snapshot records it so.
+func (d *PCIDevice) Hold() {
+	d.mu.Lock()
+	d.held = true
+	d.mu.Unlock()
+}
+
 // CheckState refuses s, changing nothing, unless this
 // device's guest could have brought it there through its registers and
 // queues: the same device and queues, offered features, rings wholly in

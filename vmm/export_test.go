@@ -160,3 +160,20 @@ func HostXSaveSize(kvmPath string) (int, error) {
 	defer unix.Close(int(vm))
 	return xsaveSize(f.Fd(), vm)
 }
+
+// ServeAfterSnapshots makes each snapshot of m, once its devices have
+// resumed, serve every device's queues at once on the goroutine that took
+// it, as a notification that came during the snapshot would: what a
+// resumed device would do with the requests the guest queued, whenever
+// its worker gets to them. undo removes it.
+func ServeAfterSnapshots(m *Machine) (undo func()) {
+	snapResumedHook = func(s *Machine) {
+		if s != m {
+			return
+		}
+		for _, v := range m.virtio {
+			v.dev.Serve()
+		}
+	}
+	return func() { snapResumedHook = nil }
+}

@@ -136,6 +136,7 @@ type SnapshotInfo struct {
 // point; done gets the result.
 type snapRequest struct {
 	w    io.Writer
+	exit bool // the machine stops with it (see takeSnapshot)
 	done func(SnapshotInfo, error)
 }
 
@@ -149,6 +150,13 @@ type snapRequest struct {
 // tells) and each disk image's non-zero blocks, for its content digest.
 // Of a caller's own device (Config.Devices) only the transport's state is
 // saved, not what the device itself holds (see Config.Devices).
+//
+// The devices run on at once too: a write the guest queued is made on
+// its disk image after the snapshot, even when Close follows at once,
+// and a restore then refuses that image (ErrDiskChanged), as it does
+// once the guest wrote on. A snapshot to restore against the machine's
+// own images is taken with SnapshotAndExit (or Config.SnapshotExit),
+// which stops the machine there with its devices held.
 //
 // Before the guest first runs it snapshots the machine as New left it,
 // on the caller's goroutine: Run does not start the guest, and Close
@@ -198,6 +206,26 @@ type snapRequest struct {
 // then panics on its caller's goroutine with a *WriterPanicError holding
 // the value and the writing goroutine's stack.
 func (m *Machine) Snapshot(w io.Writer) (SnapshotInfo, error) {
+	return m.snapshot(w, false)
+}
+
+// SnapshotAndExit is Snapshot, after which, once the snapshot is
+// written, the machine stops where it was taken: the guest does not run
+// on, Run returns ExitSnapshot, and the virtio devices serve nothing
+// more, so that the requests the guest queued and no device had taken
+// stay in its rings for the machines restored from the snapshot to serve,
+// once. Its disk images are then left as the snapshot recorded them, and
+// a restore accepts them as they are (after Snapshot the guest and its
+// devices run on, and the images change under the snapshot even when
+// Close follows at once). A snapshot that fails leaves the machine
+// running, as Snapshot's does. It is what Config.SnapshotExit does with
+// Config.SnapshotOnReady's snapshot, at a moment of the caller's choosing.
+func (m *Machine) SnapshotAndExit(w io.Writer) (SnapshotInfo, error) {
+	return m.snapshot(w, true)
+}
+
+// snapshot is Snapshot, and with exit SnapshotAndExit.
+func (m *Machine) snapshot(w io.Writer, exit bool) (SnapshotInfo, error) {
 	if w == nil {
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: fmt.Errorf("the writer is nil: %w", ErrConfig)}
 	}
@@ -209,7 +237,7 @@ func (m *Machine) Snapshot(w io.Writer) (SnapshotInfo, error) {
 		err  error
 	}
 	ch := make(chan result, 1)
-	m.requestSnapshot(w, func(i SnapshotInfo, err error) { ch <- result{i, err} })
+	m.requestSnapshot(w, exit, func(i SnapshotInfo, err error) { ch <- result{i, err} })
 	r := <-ch
 	// The writer's panic is its caller's, raised here whichever
 	// goroutine wrote: the vCPU thread, which runs on, or this one.
@@ -231,7 +259,8 @@ var ErrSnapshotFromCallback = errors.New("snapshot asked from a callback the vCP
 // (exclusive with Run's start and Close), else by the running vCPU
 // between two exits (done is then called on the vCPU thread; the caller
 // may be that thread, which serves it after the exit it is handling).
-func (m *Machine) requestSnapshot(w io.Writer, done func(SnapshotInfo, error)) {
+// With exit, the machine stops with a snapshot written (takeSnapshot).
+func (m *Machine) requestSnapshot(w io.Writer, exit bool, done func(SnapshotInfo, error)) {
 	v := m.vcpu
 	v.mu.Lock()
 	v.waitSnapshot() // one at a time
@@ -241,7 +270,7 @@ func (m *Machine) requestSnapshot(w io.Writer, done func(SnapshotInfo, error)) {
 		// close wait.
 		v.state, v.snapGID = vcpuSnapshotting, goid.ID()
 		v.mu.Unlock()
-		info, err := m.takeSnapshotBeforeRun(w)
+		info, err := m.takeSnapshotBeforeRun(w, exit)
 		m.lifeMu.Lock()
 		release := m.closeInSnap
 		m.lifeMu.Unlock()
@@ -263,7 +292,7 @@ func (m *Machine) requestSnapshot(w io.Writer, done func(SnapshotInfo, error)) {
 	// running under v.mu too, then either serves it or fails it
 	// (failSnapshot).
 	m.snapMu.Lock()
-	m.snapReqs = append(m.snapReqs, &snapRequest{w: w, done: done})
+	m.snapReqs = append(m.snapReqs, &snapRequest{w: w, exit: exit, done: done})
 	m.snapWanted.Store(true)
 	m.snapMu.Unlock()
 	v.mu.Unlock()
@@ -278,14 +307,14 @@ func (m *Machine) requestSnapshot(w io.Writer, done func(SnapshotInfo, error)) {
 // takeSnapshotBeforeRun is takeSnapshot on a vCPU marked snapshotting,
 // which it marks created (or exited) again however takeSnapshot ends:
 // run and close wait for that.
-func (m *Machine) takeSnapshotBeforeRun(w io.Writer) (SnapshotInfo, error) {
+func (m *Machine) takeSnapshotBeforeRun(w io.Writer, exit bool) (SnapshotInfo, error) {
 	v := m.vcpu
 	defer func() {
 		v.mu.Lock()
 		v.snapshotted()
 		v.mu.Unlock()
 	}()
-	return m.takeSnapshot(w)
+	return m.takeSnapshot(w, exit)
 }
 
 // ErrNotRunning is wrapped by a snapshot asked of a machine whose guest
@@ -324,7 +353,7 @@ func (m *Machine) serveSnapshot() (pending bool) {
 			}
 			return false
 		}
-		info, err := m.takeSnapshot(req.w)
+		info, err := m.takeSnapshot(req.w, req.exit)
 		req.done(info, err)
 	}
 	return false
@@ -500,11 +529,28 @@ func errStoppedFirst() error {
 }
 
 // takeSnapshot captures the state with the vCPU out of KVM_RUN and the
-// devices quiesced, and writes it and guest memory to w.
-func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
+// devices quiesced, and writes it and guest memory to w. With exit, a
+// snapshot written stops the machine (ExitSnapshot) with its devices held
+// before they resume: what the guest queued that no device took is then
+// served only by the machines restored from it, and the images stay as it
+// recorded them. Resumed, a device would serve it at once, before the
+// vCPU thread even saw the exit, writing the disk under the snapshot.
+func (m *Machine) takeSnapshot(w io.Writer, exit bool) (info SnapshotInfo, err error) {
 	start := time.Now()
+	if snapResumedHook != nil {
+		defer snapResumedHook(m) // the last: after the devices resume
+	}
 	for _, s := range m.virtio {
 		defer s.dev.Quiesce()()
+	}
+	if exit {
+		// Deferred after the quiescing: done before the devices resume.
+		defer func() {
+			if err == nil {
+				m.holdDevices()
+				m.requestExit(Exit{Reason: ExitSnapshot})
+			}
+		}()
 	}
 	// Checked once the devices are quiesced, so that a flush the pass
 	// just served counts.
@@ -558,10 +604,22 @@ func (m *Machine) takeSnapshot(w io.Writer) (SnapshotInfo, error) {
 		// No snapshot was written: the bytes that were are no file's.
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
 	}
-	info := SnapshotInfo{Bytes: n, Pause: time.Since(start)}
+	info = SnapshotInfo{Bytes: n, Pause: time.Since(start)}
 	m.event(PhaseSnapshotWritten)
 	return info, nil
 }
+
+// holdDevices keeps every virtio device from serving from now on
+// (virtio.PCIDevice.Hold): the machine stops with a snapshot.
+func (m *Machine) holdDevices() {
+	for _, s := range m.virtio {
+		s.dev.Hold()
+	}
+}
+
+// snapResumedHook, for tests, is called with the machine at the end of
+// each snapshot, once its devices have resumed.
+var snapResumedHook func(*Machine)
 
 // snapWriter is the writer a snapshot is being written to, so that the
 // machine's stop can interrupt a Write that blocks (a pipe nobody reads),
@@ -938,7 +996,7 @@ func (m *Machine) snapshotOnReady() {
 			m.requestExit(Exit{Reason: ExitSnapshot})
 		}
 	}
-	m.requestSnapshot(m.cfg.SnapshotOnReady, done)
+	m.requestSnapshot(m.cfg.SnapshotOnReady, m.cfg.SnapshotExit, done)
 }
 
 // callOnSnapshot calls Config.OnSnapshot, and returns its panic, if it
