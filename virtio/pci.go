@@ -96,8 +96,8 @@ type PCIDevice struct {
 	asserted bool // interrupt status: an interrupt is pending
 	level    bool // INTx as driven: asserted, unless disabled (command.go)
 	broken   bool
-	// held: restored and not yet started (Start); kicks are kept in
-	// pending, served once it is.
+	// held: restored and not yet started (Start), or held after an exit
+	// snapshot (Hold); kicks are kept in pending, served once started.
 	held bool
 
 	warnMu sync.Mutex // guards warned; taken inside mu, never around it

@@ -300,7 +300,7 @@ const (
 	ExitHalted                         // NetBSD halted and waits for a key
 	ExitShutdown                       // KVM reported a shutdown system event
 	ExitStopped                        // Run's context ended (Ctrl-C, SIGTERM, timeout)
-	ExitSnapshot                       // a snapshot was taken with Config.SnapshotExit
+	ExitSnapshot                       // a snapshot was taken with Config.SnapshotExit, or by Machine.SnapshotAndExit
 )
 
 // String names the reason; the zero reason, of the Exit that Run returns
