@@ -769,6 +769,13 @@ func releaseKernelHint(err error, version, arch, kernel string) error {
 		return err
 	}
 	ve.Field = "" // not a flag of up's to change
+	if ve.Hint == "" {
+		// The file's own fault, which the loader's words name (a
+		// malformed ELF, a segment in low memory): the file is damaged,
+		// and another release or machine is no answer.
+		ve.Hint = fmt.Sprintf("this is NetBSD %s/%s's own kernel, fetched and stripped by up (%s): remove that file to have up strip it again", version, arch, kernel)
+		return err
+	}
 	ve.Hint = fmt.Sprintf("this is NetBSD %s/%s's own kernel, fetched and stripped by up (%s); "+
 		"smolvmm boots i386 and amd64 kernels: try another --version or --arch, or remove that file to have up strip it again",
 		version, arch, kernel)
