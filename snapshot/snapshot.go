@@ -7,7 +7,7 @@
 //
 //	offset  size  field
 //	0       8     magic "SMOLSNAP"
-//	8       4     format version (Version)
+//	8       4     format version (Version; a reader takes 8 too, below)
 //	12      4     header size in bytes (HeaderSize)
 //	16      8     guest memory size in bytes (a multiple of PageSize)
 //	24      8     state section offset (HeaderSize)
@@ -26,7 +26,18 @@
 //	91      16    the identity of the host's KVM that the state's record of
 //	              its supported CPUID came from (package vmm's, opaque
 //	              here); zero when it was not known
-//	107     21    zero
+//	107     1     the network the card was on (Network; version 9, zero in
+//	              version 8): its kind (0 none recorded, 1 a user-mode
+//	              network of the machine's own, 2 a shared one, 3 a
+//	              tap) in bits 0-6, bit 7 set when bytes 112-127 hold
+//	              the name's digest; zero when the machine had no card
+//	              or the writer did not record it, and then bytes
+//	              108-127 are zero too
+//	108     4     the IPv4 address the network leased to the card's MAC;
+//	              zero when not known
+//	112     16    the shared network's or tap's name, NUL-padded, or, for
+//	              a longer name, the first 16 bytes of its SHA-256; zero
+//	              for a user-mode network of the machine's own
 //	128     ...   state section, then zero padding to the memory offset
 //	              (under a page; the reader checks it is zero)
 //	memoff  ...   guest memory, byte for byte from guest physical address 0
@@ -36,11 +47,11 @@
 // over the header (the memory digest included) and the state, that the
 // padding after the state is zero (the digest does not cover it), and that
 // the file ends where the memory section does (ErrTruncated before it,
-// ErrCorrupt after it). A version other than Version is refused with
-// ErrVersion (and ErrOlderVersion below it, ErrNewerVersion above it),
-// unless the file is this version's but for a damaged version field (its
-// fields pass and its SHA-256 is right with Version there): that is
-// ErrCorrupt. The memory
+// ErrCorrupt after it). A version other than Version and OldestVersion
+// is refused with ErrVersion (and ErrOlderVersion below them,
+// ErrNewerVersion above), unless the file is of one of them but for a
+// damaged version field (its fields pass and its SHA-256 is right with
+// that version there): that is ErrCorrupt. The memory
 // itself is checked by VerifyMemory, which reads the file's data (not its holes)
 // with pread, not through MapMemory's mapping: the mapping stays lazy,
 // its pages shared with the page cache until the guest touches them.
@@ -169,6 +180,15 @@
 // any other version is: take the snapshot again; one of a newer version
 // wraps ErrNewerVersion too.
 //
+// Version 9's header records the network the card was on (Network:
+// bytes 107-127, zero in version 8, where they are reserved); its state
+// section is version 8's. A reader takes both: a version-8 file, whose
+// bytes 107-127 must be zero, reads as recording no network
+// (NetUnknown) and restores as before. The version changed so that a
+// smolvmm from before the record, which takes only version 8, refuses a
+// file that has one as written by a newer smolvmm, not as corrupt
+// (nonzero reserved bytes).
+//
 // Another format version, a bad magic, a digest mismatch and a short file
 // are refused by Read (and Open, or OpenHeader then ReadState) with errors
 // wrapping ErrVersion, ErrFormat, ErrCorrupt and ErrTruncated;
@@ -201,23 +221,26 @@ import (
 
 // Format constants.
 const (
-	Magic      = "SMOLSNAP"
-	Version    = 8
-	HeaderSize = 128
-	PageSize   = 4096
+	Magic   = "SMOLSNAP"
+	Version = 9
+	// OldestVersion is the oldest version a reader takes besides
+	// Version: version 8, whose header records no network and whose
+	// state section is version 9's.
+	OldestVersion = 8
+	HeaderSize    = 128
+	PageSize      = 4096
 	// MaxStateSize bounds the state section a reader accepts, so a corrupt
 	// length cannot make it allocate without limit.
 	MaxStateSize = 16 << 20
 	// The header's SHA-256 lies at [digestOff, memDigestOff), the memory
 	// digest at [memDigestOff, flagsOff), the machine's flags and MAC
 	// address at [flagsOff, kvmOff), the KVM identity at [kvmOff,
-	// reservedOff); the rest is zero.
+	// netOff), the network record at [netOff, HeaderSize) (network.go).
 	digestOff    = 48
 	memDigestOff = 80
 	flagsOff     = 84
 	macOff       = 85
 	kvmOff       = 91
-	reservedOff  = 107
 	// flagNIC is the machine flags' bit for a network card.
 	flagNIC = 1
 )
@@ -230,8 +253,9 @@ var (
 	// of a version above its own: a newer smolvmm wrote the snapshot.
 	ErrNewerVersion = errors.New("written by a newer smolvmm")
 	// ErrOlderVersion is wrapped, with ErrVersion, by a reader's refusal
-	// of a version from 1 to below its own: an older smolvmm wrote the
-	// snapshot, whose state this one would restore wrong or not at all.
+	// of a version from 1 to below OldestVersion: an older smolvmm wrote
+	// the snapshot, whose state this one would restore wrong or not at
+	// all.
 	ErrOlderVersion = errors.New("written by an older smolvmm")
 	ErrCorrupt      = errors.New("snapshot is corrupt")
 	ErrTruncated    = errors.New("snapshot is truncated")
@@ -240,7 +264,8 @@ var (
 
 // Header is a snapshot's fixed header (the layout is in the package doc).
 type Header struct {
-	// Version is the file's format version; a reader takes only its own.
+	// Version is the file's format version: Version, or OldestVersion
+	// (no network recorded), the only ones a reader takes.
 	Version uint32
 	// MemSize is the guest memory's size in bytes, a multiple of PageSize.
 	MemSize uint64
@@ -266,6 +291,9 @@ type Header struct {
 	// KVM. Unverified until the state is read (ReadState), as the rest
 	// of the header.
 	KVM KVMID
+	// Net is the network the machine's card was on (NetUnknown: not
+	// recorded). Unverified until the state is read, as the rest.
+	Net Network
 }
 
 // KVMID is the identity of a host's KVM as package vmm reads it, opaque
@@ -280,6 +308,10 @@ type Meta struct {
 	// KVM identifies the host's KVM the state's CPUID record came from
 	// (Header.KVM).
 	KVM KVMID
+	// Net is the network the machine's card was on (Header.Net); zero
+	// when not known (package vmm's snapshot takes it from
+	// Config.SnapshotNetwork).
+	Net Network
 }
 
 // NIC is what a snapshot's header says of its machine's network card, so
@@ -328,7 +360,7 @@ func validMemSize(size uint64) bool {
 	return size%PageSize == 0 && size != 0 && size <= 1<<40
 }
 
-func (h Header) encode() []byte {
+func (h Header) encode() ([]byte, error) {
 	b := make([]byte, HeaderSize)
 	copy(b, Magic)
 	le := binary.LittleEndian
@@ -345,7 +377,10 @@ func (h Header) encode() []byte {
 	}
 	copy(b[macOff:], h.NIC.MAC[:])
 	copy(b[kvmOff:], h.KVM[:])
-	return b
+	if err := encodeNet(b, h.Net, h.NIC); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // digest is the SHA-256 over the header, but for the digest's own bytes,
@@ -389,6 +424,10 @@ func WriteMeta(w io.Writer, meta Meta, state, mem []byte, zero PageSet) (int64, 
 	if !nic.Present && nic.MAC != ([6]byte{}) {
 		return 0, fmt.Errorf("network card address %x for a machine without a network card", nic.MAC)
 	}
+	// Checked before memory is read: the header is encoded after.
+	if err := meta.Net.Check(nic); err != nil {
+		return 0, err
+	}
 	if !validMemSize(uint64(len(mem))) {
 		return 0, fmt.Errorf("memory size %#x is not a positive multiple of the page size of at most 1 TiB (a reader refuses any other)", len(mem))
 	}
@@ -415,10 +454,13 @@ func WriteMeta(w io.Writer, meta Meta, state, mem []byte, zero PageSet) (int64, 
 	zero = zeroPages(mem, zero)
 	h := Header{Version: Version, MemSize: uint64(len(mem)), StateOff: HeaderSize,
 		StateLen: uint64(len(state)), MemOff: alignUp(HeaderSize + uint64(len(state))),
-		MemDigest: memDigest(mem, zero), NIC: nic, KVM: meta.KVM}
-	head := h.encode()
+		MemDigest: memDigest(mem, zero), NIC: nic, KVM: meta.KVM, Net: meta.Net}
+	head, err := h.encode()
+	if err != nil {
+		return 0, err
+	}
 	h.Digest = digest(head, state)
-	head = h.encode()
+	head, _ = h.encode()
 	pad := make([]byte, h.MemOff-HeaderSize-h.StateLen)
 	var n int64
 	for _, part := range [][]byte{head, state, pad} {
@@ -672,18 +714,18 @@ func readHeader(r io.ReaderAt) (Header, []byte, error) {
 	if string(head[:len(Magic)]) != Magic {
 		return h, nil, fmt.Errorf("%w: bad magic %q", ErrFormat, head[:len(Magic)])
 	}
-	if v := binary.LittleEndian.Uint32(head[8:]); v != Version {
+	if v := binary.LittleEndian.Uint32(head[8:]); !knownVersion(v) {
 		h.Version = v
 		if err := damagedVersion(r, head); err != nil {
 			return h, nil, err
 		}
 		if v > Version {
-			return h, nil, fmt.Errorf("%w: version %d, this reader knows version %d: %w", ErrVersion, v, Version, ErrNewerVersion)
+			return h, nil, fmt.Errorf("%w: version %d, this reader knows versions %d and %d: %w", ErrVersion, v, OldestVersion, Version, ErrNewerVersion)
 		}
 		if v >= 1 {
-			return h, nil, fmt.Errorf("%w: version %d, this reader knows version %d: %w", ErrVersion, v, Version, ErrOlderVersion)
+			return h, nil, fmt.Errorf("%w: version %d, this reader knows versions %d and %d: %w", ErrVersion, v, OldestVersion, Version, ErrOlderVersion)
 		}
-		return h, nil, fmt.Errorf("%w: version %d, this reader knows version %d", ErrVersion, v, Version)
+		return h, nil, fmt.Errorf("%w: version %d, this reader knows versions %d and %d", ErrVersion, v, OldestVersion, Version)
 	}
 	h, err := headerFields(head)
 	if err != nil {
@@ -692,36 +734,46 @@ func readHeader(r io.ReaderAt) (Header, []byte, error) {
 	return h, head, nil
 }
 
-// damagedVersion refuses (ErrCorrupt) head, of another version than
-// this reader's, when it is this version's header but for the version
-// field: with Version there, its fields pass and its SHA-256 is the one
-// over it and the state its fields place, which no file of another
-// version has (its digest, if any, covers its own version). A bit flip
-// there read as "written by a newer smolvmm". Of a file of another
-// version, whose layout may be any, it reads nothing unless its bytes
-// pass as this version's header, and then no more than the state that
-// header bounds (MaxStateSize); any read error leaves the verdict to the
-// version.
+// knownVersion reports whether a reader takes version v.
+func knownVersion(v uint32) bool { return v == Version || v == OldestVersion }
+
+// damagedVersion refuses (ErrCorrupt) head, of a version this reader
+// does not take, when it is the header of one it takes (Version, or
+// OldestVersion) but for the version field: with that version there, its
+// fields pass and its SHA-256 is the one over it and the state its fields
+// place, which no file of another version has (its digest, if any,
+// covers its own version). A bit flip there read as "written by a newer
+// smolvmm". Of a file of another version, whose layout may be any, it
+// reads nothing unless its bytes pass as a known version's header, and
+// then no more than the state that header bounds (MaxStateSize, read
+// once: both versions place it alike); any read error leaves the
+// verdict to the version.
 func damagedVersion(r io.ReaderAt, head []byte) error {
-	fixed := bytes.Clone(head)
-	binary.LittleEndian.PutUint32(fixed[8:], Version)
-	h, err := headerFields(fixed)
-	if err != nil {
-		return nil
+	var state []byte
+	for _, v := range []uint32{Version, OldestVersion} {
+		fixed := bytes.Clone(head)
+		binary.LittleEndian.PutUint32(fixed[8:], v)
+		h, err := headerFields(fixed)
+		if err != nil {
+			continue
+		}
+		if state == nil {
+			state = make([]byte, h.StateLen)
+			if n, _ := r.ReadAt(state, int64(h.StateOff)); n < len(state) {
+				return nil
+			}
+		}
+		if digest(fixed, state) != h.Digest {
+			continue
+		}
+		return fmt.Errorf("%w: version field damaged (header bytes 8-11 say version %d): the SHA-256 over the header and state matches them with version %d: the file is otherwise a version-%d snapshot",
+			ErrCorrupt, binary.LittleEndian.Uint32(head[8:]), v, v)
 	}
-	state := make([]byte, h.StateLen)
-	if n, _ := r.ReadAt(state, int64(h.StateOff)); n < len(state) {
-		return nil
-	}
-	if digest(fixed, state) != h.Digest {
-		return nil
-	}
-	return fmt.Errorf("%w: version field damaged (header bytes 8-11 say version %d): the SHA-256 over the header and state matches them with version %d: the file is otherwise a version-%d snapshot",
-		ErrCorrupt, binary.LittleEndian.Uint32(head[8:]), Version, Version)
+	return nil
 }
 
-// headerFields decodes head, a header of this version with the magic
-// checked, and checks its fields but the digest.
+// headerFields decodes head, a header of a version the reader takes with
+// the magic checked, and checks its fields but the digest.
 func headerFields(head []byte) (Header, error) {
 	le := binary.LittleEndian
 	h := Header{Version: le.Uint32(head[8:])}
@@ -736,10 +788,19 @@ func headerFields(head []byte) (Header, error) {
 	h.MemDigest = le.Uint32(head[memDigestOff:])
 	h.NIC.Present = head[flagsOff]&flagNIC != 0
 	copy(h.NIC.MAC[:], head[macOff:kvmOff])
-	copy(h.KVM[:], head[kvmOff:reservedOff])
+	copy(h.KVM[:], head[kvmOff:netOff])
+	if h.Version == OldestVersion {
+		// Reserved then: a smolvmm of that version wrote zeros.
+		if !bytes.Equal(head[netOff:], make([]byte, HeaderSize-netOff)) {
+			return h, fmt.Errorf("%w: reserved header bytes %d-%d of a version-%d snapshot are not zero", ErrCorrupt, netOff, HeaderSize-1, OldestVersion)
+		}
+	} else {
+		var err error
+		if h.Net, err = decodeNet(head, h.NIC); err != nil {
+			return h, err
+		}
+	}
 	switch {
-	case !bytes.Equal(head[reservedOff:], make([]byte, HeaderSize-reservedOff)):
-		return h, fmt.Errorf("%w: reserved header bytes %d-%d are not zero", ErrCorrupt, reservedOff, HeaderSize-1)
 	case head[flagsOff]&^flagNIC != 0:
 		return h, fmt.Errorf("%w: machine flags %#x in header byte %d, only bit 0 is defined", ErrCorrupt, head[flagsOff], flagsOff)
 	case !h.NIC.Present && h.NIC.MAC != ([6]byte{}):
