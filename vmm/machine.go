@@ -288,6 +288,23 @@ type Config struct {
 	SnapshotOnReady io.Writer
 	SnapshotExit    bool
 	OnSnapshot      func(SnapshotInfo, error)
+	// SnapshotNetwork, when set, says what network the machine's card is
+	// on, for each snapshot's header to record (snapshot.Network: its
+	// kind, a shared network's or tap's name, the address the network
+	// leased the card), so that a restore can rejoin it: the program that
+	// attached the card knows it, the machine does not. It is called once
+	// per snapshot (Machine.Snapshot, SnapshotOnReady's), as it is taken,
+	// with the guest paused, on the goroutine taking it (the vCPU thread,
+	// or the caller's before Run), so an address the network leased since
+	// the last one (a renewal, a shared network joined late) is the one
+	// recorded; keep it short. Snapshot fails from it with
+	// ErrSnapshotFromCallback. A record no reader would take (see
+	// snapshot.Network.Check: a network for a machine without a card, a
+	// tap without a name) fails the snapshot before anything is written,
+	// an *Error with Field SnapshotNetwork wrapping ErrConfig; so does a
+	// panic in it, wrapping a *PanicError, and the machine goes on as
+	// after any failed snapshot. Nil, or NetUnknown, records none.
+	SnapshotNetwork func() snapshot.Network
 }
 
 // ExitReason says why Run returned without an error.

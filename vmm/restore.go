@@ -28,9 +28,10 @@ import (
 //
 // From cfg, Restore takes Console, Input, the readiness fields (Ready,
 // ReadyAddr, ReadyGuestPort), OnEvent, Log, Verbose, KVMPath, Devices,
-// BeforeRun, and SnapshotOnReady, SnapshotExit and OnSnapshot (the
+// BeforeRun, SnapshotOnReady, SnapshotExit and OnSnapshot (the
 // restored machine is snapshotted when it reports PhaseReady, as a
-// booted one); MemoryMiB and Disks as below. The kernel fields (Kernel,
+// booted one), and SnapshotNetwork (its snapshots' network record, which
+// the restored snapshot's header does not carry over); MemoryMiB and Disks as below. The kernel fields (Kernel,
 // KernelImage, Append, NoAppend, Modules, Boot) are ignored. A machine
 // snapshotted after PhaseReady reports it again as the restored guest
 // first runs, unless cfg has Ready, ReadyAddr or ReadyGuestPort: then

@@ -586,6 +586,9 @@ func (m *Machine) takeSnapshot(w io.Writer, exit bool) (info SnapshotInfo, err e
 	if len(st.VCPU.KVMCPUID) > 0 {
 		meta.KVM = m.kvmIdentity()
 	}
+	if meta.Net, err = m.snapshotNetwork(nic); err != nil {
+		return SnapshotInfo{}, err
+	}
 	zero, err := m.knownZero(mem) // snapzero.go
 	if err != nil {
 		return SnapshotInfo{}, &Error{Op: "snapshot", Err: err}
@@ -997,6 +1000,34 @@ func (m *Machine) snapshotOnReady() {
 		}
 	}
 	m.requestSnapshot(m.cfg.SnapshotOnReady, m.cfg.SnapshotExit, done)
+}
+
+// snapshotNetwork is what Config.SnapshotNetwork says of the network of
+// the machine, whose card (if any) nic describes, checked as the header
+// will be, so that a refused one fails the snapshot before anything is
+// written: an *Error with Field SnapshotNetwork. A panic fails the
+// snapshot too; on the vCPU thread it would unwind the run loop.
+func (m *Machine) snapshotNetwork(nic snapshot.NIC) (n snapshot.Network, err error) {
+	if m.cfg.SnapshotNetwork == nil {
+		return n, nil
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err = &Error{Op: "snapshot", Field: "SnapshotNetwork",
+					Err: &PanicError{Call: "Config.SnapshotNetwork", Value: r, Stack: debug.Stack()}}
+			}
+		}()
+		n = m.cfg.SnapshotNetwork()
+	}()
+	if err != nil {
+		return snapshot.Network{}, err
+	}
+	if err := n.Check(nic); err != nil {
+		return snapshot.Network{}, &Error{Op: "snapshot", Field: "SnapshotNetwork",
+			Err: fmt.Errorf("the network to record: %w: %w", err, ErrConfig)}
+	}
+	return n, nil
 }
 
 // callOnSnapshot calls Config.OnSnapshot, and returns its panic, if it
