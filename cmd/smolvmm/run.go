@@ -456,6 +456,10 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 	if err != nil {
 		return err
 	}
+	if hasFlag(c, "net") {
+		// What --snapshot's and Ctrl-A s's headers record of it.
+		cfg.SnapshotNetwork = snapshotNetwork(c.String("net"), &cfg) // snapshot.go
+	}
 
 	snap, snapDone, err := setupSnapshot(c, &cfg) // snapshot.go
 	if err != nil {

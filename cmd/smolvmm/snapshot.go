@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,6 +25,7 @@ import (
 	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/consoleline"
+	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/snapshot"
 	vnet "github.com/smolvmm/smolvmm/virtio/net"
 
@@ -33,7 +35,7 @@ import (
 // snapshotFlags are run's snapshot and restore flags.
 func snapshotFlags() []cli.Flag {
 	return append(snapshotWriteFlags(),
-		&cli.StringFlag{Name: "restore", Usage: "continue the VM a snapshot `FILE` holds instead of booting a kernel (its memory size, disks and kind of network come from the snapshot unless -m, -d and --net are given)"},
+		&cli.StringFlag{Name: "restore", Usage: "continue the VM a snapshot `FILE` holds instead of booting a kernel (its memory size, disks and network come from the snapshot unless -m, -d and --net are given)"},
 		&cli.BoolFlag{Name: "no-verify-memory", Usage: "with --restore: do not check the snapshot's memory against the digest it recorded (by default the pages the file holds are read before the VM starts, a damaged snapshot refused; ~55-80 ms per 256 MiB of data, next to nothing for a mostly empty guest); unchecked, a damaged page reaches the guest"},
 	)
 }
@@ -582,24 +584,57 @@ var snapNIC struct {
 	path string
 	has  bool
 	mac  net.HardwareAddr
+	net  snapshot.Network
 	err  error
 }
 
 // snapshotNIC returns vmm.SnapshotNIC's answer for path, read once.
 func snapshotNIC(path string) (bool, net.HardwareAddr, error) {
-	if snapNIC.path != path {
-		snapNIC.has, snapNIC.mac, snapNIC.err = vmm.SnapshotNIC(path)
-		snapNIC.path = path
-	}
+	readSnapNIC(path)
 	return snapNIC.has, snapNIC.mac, snapNIC.err
 }
 
-// restoreNet gives --restore without --net the snapshot's kind of network:
-// none when its VM had no network card, else the user network (--net's
-// default). A restore's devices must be the snapshot's, so the default
-// user network's card would have a restore of a snapshot taken with --net
-// none refused. A --net given stays as given; one with a card for a
-// snapshot whose VM had none is refused here, before the network is
+// snapshotNet returns the network path's header says its VM's card was
+// on (NetUnknown: not recorded, or no card), read once.
+func snapshotNet(path string) (snapshot.Network, error) {
+	readSnapNIC(path)
+	return snapNIC.net, snapNIC.err
+}
+
+// readSnapNIC reads path's header into snapNIC, once: the card as
+// vmm.SnapshotNIC says it, the network as the header records it.
+func readSnapNIC(path string) {
+	if snapNIC.path == path {
+		return
+	}
+	snapNIC.path = path
+	snapNIC.has, snapNIC.mac, snapNIC.err = vmm.SnapshotNIC(path)
+	snapNIC.net = snapshot.Network{}
+	if snapNIC.err != nil {
+		return
+	}
+	// The header again (vmm.SnapshotNIC's is closed): ~0.02 ms.
+	f, err := snapshot.OpenHeader(path)
+	if err != nil {
+		snapNIC.err = err
+		return
+	}
+	snapNIC.net = f.Header.Net
+	f.Close()
+}
+
+// restoreNet gives --restore without --net the snapshot's network: none
+// when its VM had no network card, else the network the snapshot records
+// (user, user:NAME, tap:NAME), or, for a snapshot that records none (one
+// written before the record, or by another program), the user network
+// (--net's default). A restore's devices must be the snapshot's, so the
+// default user network's card would have a restore of a snapshot taken
+// with --net none refused; and the guest keeps the address its network
+// leased it, which only that network routes to it (a shared one rejoined
+// leases the MAC the same address again: it keeps leases per MAC). A
+// --net given stays as given, with a warning when it names another
+// network than the snapshot's (restoreNetWarning); one with a card for
+// a snapshot whose VM had none is refused here, before the network is
 // attached (a tap created, a shared network joined and a lease taken for
 // a VM that would never run). The restore refuses the other mismatches.
 func restoreNet(c *cli.Context) error {
@@ -611,8 +646,29 @@ func restoreNet(c *cli.Context) error {
 		return nil
 	}
 	has, _, err := snapshotNIC(path)
-	if err != nil || has {
+	if err != nil {
 		return nil // an unreadable snapshot: the restore reports it
+	}
+	if has {
+		snet, _ := snapshotNet(path)
+		if c.IsSet("net") {
+			// Said once: a jailed VMM's process is the same command's
+			// second run, which said it already.
+			if _, child := os.LookupEnv(jailEnv); !child {
+				if w := restoreNetWarning(snet, c.String("net")); w != "" {
+					fmt.Fprintf(stderrOut, "smolvmm %s: warning: --restore %s: %s\n", commandSaid(c), path, w)
+				}
+			}
+			return nil
+		}
+		spec, named := snapshotNetSpec(snet)
+		if !named {
+			return usageErrorf("--restore %s: its VM was on %s, which the snapshot cannot name: give --net user:NAME for that network (the guest keeps the address it leased), or another --net", path, describeSnapshotNet(snet))
+		}
+		if spec == "" || spec == "user" {
+			return nil // --net's default
+		}
+		return c.Set("net", spec)
 	}
 	if c.IsSet("net") {
 		return usageErrorf("--net %s: the VM of --restore %s had no network card, and a restore has the snapshot's devices; give --net none or leave out --net", c.String("net"), path)
@@ -626,6 +682,102 @@ func restoreNet(c *cli.Context) error {
 		return usageErrorf("--mac %s: the VM of --restore %s had no network card, so there is none to give the address; drop --mac", mac, path)
 	}
 	return c.Set("net", "none")
+}
+
+// snapshotNetSpec is the --net value of the network n records: "" when
+// none is recorded; named is false for a shared network the header holds
+// only the digest of the name of (a path over snapshot.MaxNetName bytes).
+func snapshotNetSpec(n snapshot.Network) (spec string, named bool) {
+	switch n.Kind {
+	case snapshot.NetUser:
+		return "user", true
+	case snapshot.NetShared:
+		return "user:" + n.Name, n.Name != ""
+	case snapshot.NetTap:
+		return "tap:" + n.Name, n.Name != ""
+	}
+	return "", true
+}
+
+// describeSnapshotNet names the network n records, for messages.
+func describeSnapshotNet(n snapshot.Network) string {
+	if spec, named := snapshotNetSpec(n); named {
+		return "--net " + spec
+	}
+	return fmt.Sprintf("a %v network whose name (over %d bytes, a socket's path) the snapshot records only as a digest", n.Kind, snapshot.MaxNetName)
+}
+
+// recordedNetName is the name a snapshot records of the network spec
+// names (user:NAME, tap:NAME): a shared network's socket path made
+// absolute, so that a restore from another directory names the same.
+func recordedNetName(spec string) string {
+	kind, name, _ := strings.Cut(spec, ":")
+	if kind == "user" && strings.ContainsRune(name, '/') {
+		if abs, err := filepath.Abs(name); err == nil {
+			return abs
+		}
+	}
+	return name
+}
+
+// sameSnapshotNet reports whether the --net value spec is the network n
+// records (true when n records none: nothing to compare).
+func sameSnapshotNet(n snapshot.Network, spec string) bool {
+	kind, _, hasName := strings.Cut(spec, ":")
+	switch n.Kind {
+	case snapshot.NetUnknown:
+		return true
+	case snapshot.NetUser:
+		return spec == "user"
+	case snapshot.NetShared:
+		return kind == "user" && hasName && n.HasName(recordedNetName(spec))
+	case snapshot.NetTap:
+		return kind == "tap" && n.HasName(recordedNetName(spec))
+	}
+	return false
+}
+
+// restoreNetWarning says what becomes of a guest restored onto spec, a
+// network other than n, the snapshot's, from which it keeps its address
+// (a restore changes nothing in the guest): "" when spec is n's network,
+// n records none, or spec leases the guest the address it has. A warning,
+// not a refusal: the guest takes the new network's address once its DHCP
+// client asks again (or its network is restarted inside it), and a user
+// may mean to move it; only the delay differs.
+func restoreNetWarning(n snapshot.Network, spec string) string {
+	if sameSnapshotNet(n, spec) {
+		return ""
+	}
+	from := describeSnapshotNet(n)
+	addr := "the address that network gave it"
+	keep := "; to keep it, restore with --net " + strings.TrimPrefix(from, "--net ")
+	if _, named := snapshotNetSpec(n); !named {
+		keep = "; to keep it, restore with --net user:NAME for that network"
+	}
+	// A user network's lease (own or shared) lasts an hour, renewed at
+	// half of it; a tap's network's is its own.
+	renew, expire := "when its DHCP client next asks for its lease", "until its lease ends"
+	if n.Addr.IsValid() {
+		addr = n.Addr.String()
+		if n.Kind != snapshot.NetTap {
+			renew, expire = "when its DHCP client next renews its lease (within 30 minutes)", "until its lease ends (within 60 minutes)"
+		}
+	}
+	kind, name, _ := strings.Cut(spec, ":")
+	switch {
+	case spec == "user":
+		if n.Addr == netback.UserGuest {
+			return "" // the address this network leases: it routes it
+		}
+		return fmt.Sprintf("its VM was on %s, where its guest has %s, and keeps it: --net user leases the card's MAC %s, which -p forwards connect to, so they reach the guest only once it takes %s, %s and is refused %s (or its network is restarted inside it); its own connections go out meanwhile%s",
+			from, addr, netback.UserGuest, netback.UserGuest, renew, addr, keep)
+	case kind == "user":
+		return fmt.Sprintf("its VM was on %s, where its guest has %s, and keeps it: --net user:%s leases the card's MAC an address of its own and drops every IPv4 and ARP frame the guest sends from another (but DHCP requests and ARP probes from 0.0.0.0), a DHCP renewal of %s included, so unless it leases %s the guest is cut off, -p forwards too, %s and its DHCP client asks again from 0.0.0.0 (or its network is restarted inside it)%s",
+			from, addr, name, addr, addr, expire, keep)
+	default:
+		return fmt.Sprintf("its VM was on %s, where its guest has %s, and keeps it: the network of --net %s did not lease it and may not route it until the guest gets another there, %s (or its network is restarted inside it)%s",
+			from, addr, spec, renew, keep)
+	}
 }
 
 // restoreNetMAC gives a restored VM's network card the snapshot's address,
@@ -642,6 +794,60 @@ func restoreNetMAC(c *cli.Context, nc *netConfig) error {
 		nc.MAC = mac
 	}
 	return nil
+}
+
+// snapshotNetwork returns what the snapshots of the VM cfg describes
+// record of its network (vmm.Config.SnapshotNetwork): --net's, spec,
+// with the address the network leased the card's MAC where this process
+// knows it (its own user network leases one, a shared one says which on
+// joining, late for a restore's: asked at each snapshot); nil without a
+// card.
+func snapshotNetwork(spec string, cfg *vmm.Config) func() snapshot.Network {
+	kind, _, _ := strings.Cut(spec, ":")
+	var n snapshot.Network
+	switch {
+	case !hasNIC(*cfg):
+		return nil
+	case spec == "user":
+		n = snapshot.Network{Kind: snapshot.NetUser, Addr: netback.UserGuest}
+	case kind == "user":
+		n = snapshot.Network{Kind: snapshot.NetShared, Name: recordedNetName(spec)}
+	case kind == "tap":
+		n = snapshot.Network{Kind: snapshot.NetTap, Name: recordedNetName(spec)}
+	default:
+		return nil
+	}
+	var b vnet.Backend
+	for _, d := range cfg.Devices {
+		if nic, ok := d.(*vnet.Device); ok {
+			b = nic.Backend()
+			break
+		}
+	}
+	return func() snapshot.Network {
+		m := n
+		if a, ok := leasedAddr(b); ok && n.Kind == snapshot.NetShared {
+			m.Addr = a
+		}
+		return m
+	}
+}
+
+// leasedAddr is the address a shared network's backend b was leased at
+// its last join, if it has joined.
+func leasedAddr(b vnet.Backend) (netip.Addr, bool) {
+	if l, ok := b.(*lateBackend); ok { // latejoin.go: a restore's
+		l.mu.Lock()
+		joined := l.b
+		l.mu.Unlock()
+		return leasedAddr(joined)
+	}
+	j, ok := b.(interface{ Addr() netip.Addr }) // *netback.Joined
+	if !ok {
+		return netip.Addr{}, false
+	}
+	a := j.Addr()
+	return a, a.Is4() && !a.IsUnspecified()
 }
 
 // hasNIC reports whether cfg has a network card (attachNIC's).

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bytes"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/testsock"
+	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/snapshot"
+)
+
+// writeNetSnapshot writes, at a new path in dir, a snapshot file whose
+// header says the machine had a network card (or none) on n: all that
+// restoreNet reads of it.
+func writeNetSnapshot(t *testing.T, dir, name string, card bool, n snapshot.Network) string {
+	t.Helper()
+	nic := snapshot.NIC{}
+	if card {
+		nic = snapshot.NIC{Present: true, MAC: [6]byte{0x52, 0x54, 0, 0x12, 0x34, 0x56}}
+	}
+	var b bytes.Buffer
+	if _, err := snapshot.WriteMeta(&b, snapshot.Meta{NIC: nic, Net: n}, []byte("state"), make([]byte, snapshot.PageSize), nil); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// runRestoreNet runs restoreNet on a command with run's network and
+// snapshot flags given args, and returns the --net it leaves, its error
+// and what it wrote to stderr.
+func runRestoreNet(t *testing.T, args ...string) (netSpec string, err error, stderr string) {
+	t.Helper()
+	var out bytes.Buffer
+	saved := stderrOut
+	stderrOut = &out
+	t.Cleanup(func() { stderrOut = saved })
+	app := &cli.App{
+		Name:  "smolvmm",
+		Flags: append(netFlags(), snapshotFlags()...),
+		Action: func(c *cli.Context) error {
+			err = restoreNet(c)
+			netSpec = c.String("net")
+			return nil
+		},
+	}
+	if rerr := app.Run(append([]string{"smolvmm"}, args...)); rerr != nil {
+		t.Fatal(rerr)
+	}
+	return netSpec, err, out.String()
+}
+
+var (
+	addr15 = netback.UserGuest
+	addr16 = netip.MustParseAddr("10.0.2.16")
+	addr21 = netip.MustParseAddr("10.0.2.21")
+)
+
+// TestRestoreNetDefault: a restore without --net takes the network its
+// snapshot records, a shared one by name (which keeps the MAC's lease),
+// where it took the kind alone: a shared network's snapshot restored on
+// the VM's own user network, whose forwards reach 10.0.2.15, not the
+// address the guest kept. A snapshot that records none (written before
+// the record) restores as before: the user network, or none without a
+// card. One whose shared network's name the header holds only as a digest
+// is refused with advice: no default can be right.
+func TestRestoreNetDefault(t *testing.T) {
+	dir := t.TempDir()
+	long := "/run/user/1000/smolvmm/net/lab.sock"
+	tests := []struct {
+		name   string
+		card   bool
+		net    snapshot.Network
+		want   string // the --net restoreNet leaves
+		errSub string // its refusal, status 2
+	}{
+		{"old snapshot with a card", true, snapshot.Network{}, "user", ""},
+		{"old snapshot without a card", false, snapshot.Network{}, "none", ""},
+		{"own user network", true, snapshot.Network{Kind: snapshot.NetUser, Addr: addr15}, "user", ""},
+		{"shared network", true, snapshot.Network{Kind: snapshot.NetShared, Name: "cb", Addr: addr16}, "user:cb", ""},
+		{"shared network's socket", true, snapshot.Network{Kind: snapshot.NetShared, Name: "/tmp/n.sock", Addr: addr16}, "user:/tmp/n.sock", ""},
+		{"tap", true, snapshot.Network{Kind: snapshot.NetTap, Name: "tap7"}, "tap:tap7", ""},
+		{"shared network named by digest", true, snapshot.Network{Kind: snapshot.NetShared, Name: long, Addr: addr16}, "user",
+			"its VM was on a shared network whose name (over 16 bytes, a socket's path) the snapshot records only as a digest, which the snapshot cannot name: give --net user:NAME for that network"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeNetSnapshot(t, dir, "s"+string(rune('a'+i)), tt.card, tt.net)
+			got, err, stderr := runRestoreNet(t, "--restore", path)
+			if tt.errSub == "" && err != nil || tt.errSub != "" && (err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), tt.errSub)) {
+				t.Fatalf("restoreNet = %v; want status 2 and %q", err, tt.errSub)
+			}
+			if got != tt.want {
+				t.Errorf("--net %q; want %q", got, tt.want)
+			}
+			if stderr != "" {
+				t.Errorf("stderr %q; want nothing", stderr)
+			}
+		})
+	}
+}
+
+// TestRestoreNetWarning: a --net other than the snapshot's network is
+// taken, with a warning on stderr that says where the guest's address
+// came from, what the new network does with frames from it, and which
+// --net keeps it; none for the snapshot's own network, for one that
+// leases the same address, or for a snapshot that records none.
+func TestRestoreNetWarning(t *testing.T) {
+	dir := t.TempDir()
+	user := snapshot.Network{Kind: snapshot.NetUser, Addr: addr15}
+	cb16 := snapshot.Network{Kind: snapshot.NetShared, Name: "cb", Addr: addr16}
+	cb15 := snapshot.Network{Kind: snapshot.NetShared, Name: "cb", Addr: addr15}
+	tap := snapshot.Network{Kind: snapshot.NetTap, Name: "tap0"}
+	abs, err := filepath.Abs("rel/n.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := snapshot.Network{Kind: snapshot.NetShared, Name: abs, Addr: addr21}
+	tests := []struct {
+		name string
+		snap snapshot.Network
+		net  string
+		want []string // in the warning; none when nil
+	}{
+		{"user, user", user, "user", nil},
+		{"user:cb, user:cb", cb16, "user:cb", nil},
+		{"tap, tap", tap, "tap:tap0", nil},
+		{"not recorded, user:cb", snapshot.Network{}, "user:cb", nil},
+		{"not recorded, tap", snapshot.Network{}, "tap:tap0", nil},
+		// The hub leased the MAC 10.0.2.15, which the own network's
+		// forwards reach: the guest's address works there.
+		{"user:cb at .15, user", cb15, "user", nil},
+		// A path recorded absolute, named relative.
+		{"socket by digest, same path", long, "user:rel/n.sock", nil},
+		// Repro A: forwards reset until the guest renews.
+		{"user:cb, user", cb16, "user", []string{
+			"its VM was on --net user:cb, where its guest has 10.0.2.16, and keeps it: --net user leases the card's MAC 10.0.2.15, which -p forwards connect to, so they reach the guest only once it takes 10.0.2.15, when its DHCP client next renews its lease (within 30 minutes) and is refused 10.0.2.16",
+			"to keep it, restore with --net user:cb"}},
+		// Repro B: cut off, renewals included.
+		{"user, user:cb", user, "user:cb", []string{
+			"its VM was on --net user, where its guest has 10.0.2.15, and keeps it: --net user:cb leases the card's MAC an address of its own and drops every IPv4 and ARP frame the guest sends from another (but DHCP requests and ARP probes from 0.0.0.0), a DHCP renewal of 10.0.2.15 included, so unless it leases 10.0.2.15 the guest is cut off, -p forwards too, until its lease ends (within 60 minutes)",
+			"to keep it, restore with --net user"}},
+		{"user:cb, user:other", cb16, "user:other", []string{"--net user:other leases the card's MAC an address of its own", "a DHCP renewal of 10.0.2.16 included", "to keep it, restore with --net user:cb"}},
+		{"socket by digest, another", long, "user:/tmp/other.sock", []string{"its VM was on a shared network whose name (over 16 bytes, a socket's path) the snapshot records only as a digest, where its guest has 10.0.2.21", "to keep it, restore with --net user:NAME for that network"}},
+		{"tap, user", tap, "user", []string{"its VM was on --net tap:tap0, where its guest has the address that network gave it, and keeps it: --net user leases the card's MAC 10.0.2.15", "when its DHCP client next asks for its lease and is refused the address that network gave it"}},
+		{"tap, user:cb", tap, "user:cb", []string{"--net user:cb leases the card's MAC an address of its own", "the guest is cut off, -p forwards too, until its lease ends and its DHCP client asks again from 0.0.0.0"}},
+		{"user, tap", user, "tap:tap0", []string{"its VM was on --net user, where its guest has 10.0.2.15, and keeps it: the network of --net tap:tap0 did not lease it and may not route it until the guest gets another there, when its DHCP client next renews its lease (within 30 minutes)", "to keep it, restore with --net user"}},
+		{"tap0, tap1", tap, "tap:tap1", []string{"the network of --net tap:tap1 did not lease it", "restore with --net tap:tap0"}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeNetSnapshot(t, dir, "w"+string(rune('a'+i)), true, tt.snap)
+			got, err, stderr := runRestoreNet(t, "--restore", path, "--net", tt.net)
+			if err != nil || got != tt.net {
+				t.Fatalf("restoreNet = %v, --net %q; want --net %q kept", err, got, tt.net)
+			}
+			if tt.want == nil {
+				if stderr != "" {
+					t.Fatalf("stderr %q; want no warning", stderr)
+				}
+				return
+			}
+			prefix := "smolvmm smolvmm: warning: --restore " + path + ": "
+			if !strings.HasPrefix(stderr, prefix) || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("stderr %q; want one line starting %q", stderr, prefix)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr %q; want it to say %q", stderr, w)
+				}
+			}
+		})
+	}
+}
+
+// TestCLIRestoreNetRecorded: a snapshot taken on a shared network records
+// it, with the address the network leased the card; restored without
+// --net, the VM rejoins that network (its log says so), where it went to
+// a user network of its own. One taken on the VM's own user network and
+// restored onto the shared one runs, with the warning.
+func TestCLIRestoreNetRecorded(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("needs /dev/kvm")
+	}
+	kernel := guests.ForTest(t, "counter")
+	dir := testsock.Dir(t)
+	// A network by name, under a runtime directory of the test's own:
+	// a socket's path would be recorded as its digest (over 16 bytes).
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_RUNTIME_DIR", dir)
+	sock, err := netback.HubSocket("rn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startNetDaemonCmd(t, exec.Command(smolvmmBin(t), "net", "--name", "rn"), sock)
+	shared := filepath.Join(dir, "shared.snap")
+	if _, stderr, status := runCLI(t, "run", "-k", kernel, "-m", "16", "-a", "n=5 at=2", "--net", "user:rn", "--snapshot", shared, "--snapshot-exit"); status != 0 {
+		t.Fatalf("snapshot run: status %d, stderr:\n%s", status, stderr)
+	}
+	joined := d.expect(t, " joined as ")
+	f, err := snapshot.OpenHeader(shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.Header.Net
+	f.Close()
+	_, leased, _ := strings.Cut(joined, " joined as ")
+	lease, err := netip.ParseAddr(strings.Fields(leased)[0])
+	if err != nil {
+		t.Fatalf("hub's log %q: %v", joined, err)
+	}
+	if want := (snapshot.Network{Kind: snapshot.NetShared, Name: "rn", Addr: lease}); got != want {
+		t.Fatalf("header's network %+v, hub's log %q; want %+v, the hub's lease", got, joined, want)
+	}
+	out, stderr, status := runCLI(t, "run", "--restore", shared)
+	if status != 1 || !strings.HasSuffix(out, "count 5\r\ncounter: done\r\n") || stderr != "" {
+		t.Fatalf("restore without --net: status %d, output %q, stderr %q; want the count to go on to 5, nothing on stderr", status, out, stderr)
+	}
+	if l := d.expect(t, " joined as "); !strings.Contains(l, " joined as "+lease.String()) {
+		t.Fatalf("the restore joined the hub as %q; want its lease, %s", l, lease)
+	}
+
+	own := filepath.Join(dir, "own.snap")
+	if _, stderr, status := runCLI(t, "run", "-k", kernel, "-m", "16", "-a", "n=5 at=2", "--snapshot", own, "--snapshot-exit"); status != 0 {
+		t.Fatalf("snapshot run on --net user: status %d, stderr:\n%s", status, stderr)
+	}
+	if f, err = snapshot.OpenHeader(own); err != nil {
+		t.Fatal(err)
+	}
+	got = f.Header.Net
+	f.Close()
+	if want := (snapshot.Network{Kind: snapshot.NetUser, Addr: addr15}); got != want {
+		t.Fatalf("header's network %+v; want %+v", got, want)
+	}
+	out, stderr, status = runCLI(t, "run", "--restore", own, "--net", "user:rn")
+	want := "smolvmm run: warning: --restore " + own + ": its VM was on --net user, where its guest has 10.0.2.15, and keeps it: --net user:rn leases the card's MAC an address of its own"
+	if status != 1 || !strings.HasSuffix(out, "count 5\r\ncounter: done\r\n") || !strings.HasPrefix(stderr, want) {
+		t.Fatalf("restore onto the shared network: status %d, output %q, stderr %q; want the count to go on to 5, stderr starting %q", status, out, stderr, want)
+	}
+}
