@@ -163,8 +163,10 @@ func (e *WriterPanicError) Error() string {
 // returns the panic as an *Error (Field "Console", "Input", "Log",
 // "OnEvent" or "OnSnapshot"; none, and an Op naming it, for a device)
 // wrapping a *PanicError (see Config.OnEvent and Config.Log for
-// panics outside Run). A snapshot's writer panicking is a
-// *WriterPanicError instead.
+// panics outside Run). Config.SnapshotNetwork panicking fails only the
+// snapshot that asked it (an *Error with Field "SnapshotNetwork" wrapping
+// a *PanicError), and the machine runs on. A snapshot's writer panicking
+// is a *WriterPanicError instead.
 type PanicError struct {
 	Call  string // what panicked: "Config.Console's Write", "Config.Input's Read", "Config.Log's Write", "Config.OnEvent", "Config.OnSnapshot", "MMIO device NAME's Read"
 	Value any    // what it panicked with
