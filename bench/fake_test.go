@@ -134,6 +134,13 @@ const (
 //	         given) and exits 130
 //	vmmreadytouch as vmmreadyserve, but maps guest RAM first, and touches
 //	         fakeTouched of it fakeDelay after its report, before it prints
+//	vmmreadysilent as smolvmm restoring a snapshot of a service taken at
+//	         its prompt: maps guest RAM, writes its ready time to -ready-fd
+//	         (when given), after fakeDelay touches fakeTouched of it (its
+//	         guest runs) and writes its settled byte to -settled-fd (when
+//	         given), never prints, and runs until SIGTERM (a minute at
+//	         most), then writes a ChildReport with that ready time to
+//	         --report (when given) and exits 130
 //	vmmunreadyserve as vmmreadyserve, without the ready report (a restore
 //	         of a snapshot taken before its guest was ready)
 //	portready as smolvmm booting a guest that writes the boot-timer port:
@@ -325,6 +332,8 @@ func fakeVMM(mode string, args []string) int {
 			term = late
 		}
 		return fakeServeUntilTerm(term, r, *report, false)
+	case "vmmreadysilent":
+		return fakeVMMReadySilent(r, *report, *settledFD, *readyFD)
 	case "onefails", "onecrashes":
 		if createdFirst(os.Getenv("BENCH_ONCE")) {
 			if mode == "onecrashes" {
@@ -556,6 +565,34 @@ func fakeVMMReady(mode string, r ChildReport, report string, settledFD, readyFD 
 		}
 	}
 	return 0
+}
+
+// fakeVMMReadySilent is the vmmreadysilent mode: a restored service at
+// its prompt, ready at its first instruction, that prints nothing.
+func fakeVMMReadySilent(r ChildReport, report string, settledFD, readyFD int) int {
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	mem, err := fakeGuestRAM()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 4
+	}
+	r.Phases[PhaseFirstRun] = MonoNow()
+	r.Phases[PhaseReady] = r.Phases[PhaseFirstRun]
+	if readyFD > 2 {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], uint64(r.Phases[PhaseReady]))
+		os.NewFile(uintptr(readyFD), "ready").Write(b[:])
+	}
+	time.Sleep(fakeDelay)
+	touchFakeGuest(mem)
+	if settledFD > 2 {
+		if _, err := os.NewFile(uintptr(settledFD), "settled").Write([]byte{SettledReleased}); err != nil {
+			fmt.Fprintln(os.Stderr, "settled:", err)
+			return 4
+		}
+	}
+	return fakeServeUntilTerm(term, r, report, false)
 }
 
 // createdFirst creates the file path and reports whether this call did.

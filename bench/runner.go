@@ -80,9 +80,14 @@ type Target struct {
 	// line, when a Ready.Pattern's comes before the boot ends (the
 	// guest exits, or is stopped ExitWait after the report), gives the
 	// phase its time instead; RunBoot samples memory at the first
-	// console byte after the report, once the guest has run.
-	// RunParallel starts such a VM at the report, or at its first
-	// console byte when that comes later.
+	// console byte after the report, once the guest has run, or, when
+	// none comes within ExitWait, at the report once that wait has
+	// passed. Such a program, once it has reported, need print nothing
+	// (a service at its prompt): its boot then has no PhaseFirstOutput,
+	// where any other boot without console output fails.
+	// RunParallel starts such a VM at its first console byte when that
+	// comes within a second of the report, else at the report (see
+	// ParallelOptions.Ready).
 	ReadyReported bool
 	// Success says which exit statuses of the program mean the boot went
 	// well (nil: 0 only); a boot that ends with another fails with
@@ -188,7 +193,9 @@ type BootOptions struct {
 	// ReadyFlag counts too: the sample is taken at whichever of the two
 	// comes first. A Target.ReadyReported (a restore, ready at its first
 	// instruction, its guest RAM still untouched there) is sampled at its
-	// first console byte after its report, once its guest has run.
+	// first console byte after its report, once its guest has run; one
+	// that prints nothing within ExitWait of its report, at its report
+	// once it has run that long.
 	SampleMemory bool
 	// SettleTimeout bounds the wait for the SettledFlag byte before the
 	// memory sample (default three seconds: smolvmm settles after its
@@ -225,7 +232,9 @@ var stopForSample = func(pid int, event string) error { return syscall.Kill(pid,
 type Boot struct {
 	// Phases maps phase names to milliseconds since process start. A
 	// boot the bench stopped at its ready event (see BootOptions.ExitWait)
-	// has PhaseStopped and no PhaseGuestExit.
+	// has PhaseStopped and no PhaseGuestExit. A restore whose guest
+	// printed nothing after its ready report (Target.ReadyReported) has
+	// no PhaseFirstOutput: there was no byte to time.
 	Phases map[string]float64 `json:"phases_ms"`
 	// ReadyBy is the event that gave PhaseReady its time (ReadyByLine,
 	// ReadyByPort, ReadyByVMM, ReadyByRestore); empty without a ready
@@ -486,8 +495,9 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		}
 	}
 	// firstOut is closed at the first console byte, once memory was
-	// sampled there if it is: a restore's memory is read no sooner, and
-	// a guest without a ready condition is stopped no sooner (see below).
+	// sampled there if it is: a restore's memory is read no sooner,
+	// unless none comes (sampleAfterRestore), and a guest without a
+	// ready condition is stopped no sooner (see below).
 	firstOut := make(chan struct{})
 	// observed follows each event the bench sees, once. With a ready
 	// condition the sample is taken at ready only: one at the first
@@ -522,8 +532,10 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	}()
 	// reportedAt is a restore's ready report's time (0 when none came),
 	// written before wg.Done: the ready phase when the line came after
-	// the stop.
+	// the stop. reported says that a Target.ReadyReported program's
+	// report came (with Ready.Addr too), written before wg.Done.
 	var reportedAt int64
+	var reported bool
 	switch {
 	case readyIn != nil && restoreReport:
 		// A restore's ready, at its first instruction: the pattern's
@@ -540,7 +552,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 			if !ok {
 				return
 			}
-			reportedAt = at
+			reportedAt, reported = at, true
 			if o.Ready.Pattern == nil {
 				rec.markReady(reportBy, at)
 			}
@@ -558,7 +570,11 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		go func() {
 			defer wg.Done()
 			at, ok := readReadyTime(readyIn)
-			if !ok || !rec.markReadyEarliest(reportBy, at) {
+			if !ok {
+				return
+			}
+			reported = t.ReadyReported
+			if !rec.markReadyEarliest(reportBy, at) {
 				return // the line came first, and was observed
 			}
 			if t.ReadyReported && o.SampleMemory {
@@ -605,7 +621,10 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		return fail(waitErr, stderr)
 	}
 	b := &Boot{Phases: map[string]float64{}, Status: cmd.ProcessState.ExitCode(), Output: out.Bytes()}
-	if _, ok := rec.phases[PhaseFirstOutput]; !ok {
+	if _, ok := rec.phases[PhaseFirstOutput]; !ok && !reported {
+		// A restore that reported its guest ready needs print nothing
+		// (a service at its prompt): its boot has no first-output
+		// phase. Any other boot without output went wrong.
 		return fail(fmt.Errorf("no console output (exit status %d)", b.Status), stderr)
 	}
 	var guestStatus *int
@@ -802,9 +821,10 @@ func readConsole(r io.Reader, out *bytes.Buffer, o BootOptions, rec *recorder, o
 // sampleAfterRestore samples the memory of a program whose ready report
 // came at its guest's first instruction (Target.ReadyReported: a restore),
 // when the report alone would find the guest RAM untouched: at its first
-// console byte, as RunParallel does, once the guest has run; at the report
-// when that byte came first. A guest silent for wait after the report is
-// not sampled (the boot fails for want of output anyway).
+// console byte, once the guest has run; at the report when that byte came
+// first. A guest silent for wait after the report (a service at its
+// prompt) is sampled at the report, once it has run that long; one whose
+// process ended meanwhile is not (nothing is left to read).
 func sampleAfterRestore(firstOut, done <-chan struct{}, wait time.Duration, sample func(string)) {
 	select {
 	case <-firstOut:
@@ -812,8 +832,14 @@ func sampleAfterRestore(firstOut, done <-chan struct{}, wait time.Duration, samp
 		return
 	default:
 	}
-	if waitClosed(firstOut, done, wait) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-firstOut:
 		sample(PhaseFirstOutput)
+	case <-t.C:
+		sample(PhaseReady)
+	case <-done:
 	}
 }
 
