@@ -32,7 +32,11 @@ type ParallelOptions struct {
 	// later; for another target with a Target.ReadyFlag, at the earlier
 	// of the line and the ready it reports (smolvmm: its guest's
 	// boot-timer write), as RunBoot times it, but not before its first
-	// console byte either. Nil: at its first console byte.
+	// console byte either. Nil: at its first console byte. Either way a
+	// Target.ReadyReported (a restore) that has printed nothing a second
+	// after its report (a service at its prompt) is started at its
+	// report, and has no first output; a VM of another target that
+	// prints nothing never starts.
 	Ready *regexp.Regexp
 	// Timeout bounds the wait for every VM to start and settle (0: one
 	// minute; a negative one is refused); the VMs not started by then
@@ -107,8 +111,10 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 	if o.CPUs < 1 {
 		o.CPUs, cpusFrom = hostCPUs()
 	}
-	if o.Ready == nil {
-		t.ReadyFlag = "" // ready at its first byte
+	if o.Ready == nil && !t.ReadyReported {
+		// Ready at its first byte. A restore keeps its report: it
+		// starts there when it prints nothing.
+		t.ReadyFlag = ""
 	}
 	// Refused at once rather than started until something runs out.
 	if err := CheckHostLimits(t, o.N); err != nil {
@@ -276,6 +282,11 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 }
 
 var errTimedOut = errors.New("timed out")
+
+// restoreQuietWait is how long after its ready report a restore that has
+// printed nothing is waited for before it counts as started at the
+// report: a second, as RunBoot's default ExitWait.
+var restoreQuietWait = time.Second
 
 // reportDirPrefix begins the name of each bench's directory of its VMs'
 // reports (Target.ReportFlag), in the temporary directory.
@@ -462,6 +473,9 @@ type parallelVM struct {
 	readyIn  *os.File
 	vmmReady bool
 	restore  bool
+	// consoleDone is closed once the console has ended (the process is
+	// gone): a silent restore's wait for its first byte ends there.
+	consoleDone chan struct{}
 	// report is the file of its ChildReport ("" without a
 	// Target.ReportFlag): it says whether the guest chose the status.
 	report string
@@ -573,6 +587,7 @@ func (v *parallelVM) start(t Target, dir string) bool {
 // runtime's poller (exec.Cmd.Wait alone blocks one in waitid per VM).
 func (v *parallelVM) follow(ready *regexp.Regexp) {
 	defer v.settle()
+	v.consoleDone = make(chan struct{})
 	var reported sync.WaitGroup
 	if v.readyIn != nil {
 		reported.Add(1)
@@ -583,6 +598,7 @@ func (v *parallelVM) follow(ready *regexp.Regexp) {
 	}
 	v.readConsole(v.console, ready)
 	v.console.Close()
+	close(v.consoleDone)
 	reported.Wait() // EOF: the process is gone
 	if v.pidfd != nil {
 		awaitExit(v.pidfd)
@@ -762,6 +778,8 @@ func (v *parallelVM) readConsole(r io.Reader, ready *regexp.Regexp) {
 // VM starts there (a restored guest can be ready before it prints). A
 // report that is no restore's, its guest's own ready (smolvmm: the
 // boot-timer write), also moves there a ready line the bench saw first.
+// A restore that prints nothing for restoreQuietWait after its report (a
+// service at its prompt, which may never print) starts at the report.
 func (v *parallelVM) readReport() {
 	defer v.readyIn.Close()
 	at, ok := readReadyTime(v.readyIn)
@@ -769,7 +787,7 @@ func (v *parallelVM) readReport() {
 		return
 	}
 	v.mu.Lock()
-	defer v.mu.Unlock()
+	silent := v.first == 0 && v.restore
 	switch {
 	case v.first == 0:
 		v.vmmReady = true
@@ -777,6 +795,24 @@ func (v *parallelVM) readReport() {
 		v.ready = min(v.ready, max(at, v.first))
 	default:
 		v.markReadyLocked(max(at, v.first))
+	}
+	v.mu.Unlock()
+	if !silent {
+		return
+	}
+	t := time.NewTimer(restoreQuietWait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-v.consoleDone:
+		return // gone: it did not start
+	case <-v.giveUp:
+		return // cut off, or every VM has started or failed already
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.first == 0 {
+		v.markReadyLocked(at)
 	}
 }
 
@@ -863,8 +899,12 @@ func (v *parallelVM) sample(guestBytes uint64, guestFile string) {
 	v.mem = m
 }
 
-// endedAfterReady says when a VM failed that sample found gone.
-const endedAfterReady = "after its first console byte, before the bench measured it"
+// endedAfterReady says when a VM failed that sample found gone;
+// endedAfterReport, one started at its report, having printed nothing.
+const (
+	endedAfterReady  = "after its first console byte, before the bench measured it"
+	endedAfterReport = "after its ready report, before the bench measured it"
+)
 
 // exited reports whether the process pid, a child of the bench, has
 // exited (reaped or not); a stopped one has not.
@@ -922,6 +962,8 @@ func (v *parallelVM) result(t0 int64, timeout time.Duration) VM {
 		}
 	case v.err != nil:
 		r.Error = v.err.Error()
+	case v.ready != 0 && v.first == 0:
+		r.Error = v.endError(endedAfterReport, v.oomKills)
 	case v.ready != 0:
 		r.Error = v.endError(endedAfterReady, v.oomKills)
 	case v.endWhat != "":
