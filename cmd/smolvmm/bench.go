@@ -749,8 +749,10 @@ func snapshotRWDisks(path string) (which, it, ro string) {
 
 // benchParallel runs smolvmm bench --parallel: n copies of t at once.
 func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, ready *regexp.Regexp, vmArgs func(int) []string, netOpts bench.ParallelOptions) error {
-	if ready == nil {
-		t.ReadyFlag = "" // as RunParallel: unused
+	if ready == nil && !t.ReadyReported {
+		// As RunParallel: unused. A restore keeps its ready report: it
+		// starts there when its guest prints nothing (at its prompt).
+		t.ReadyFlag = ""
 	}
 	if err := bench.CheckHostLimits(t, n); err != nil {
 		return parallelLimitError(n, err)
