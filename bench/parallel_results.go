@@ -93,7 +93,9 @@ type VM struct {
 	// StartMS is when its process was started, FirstOutputMS its first
 	// console byte, ReadyMS its ready event (the first console byte, or
 	// the ready line, or the ready the VMM reported, not before its first
-	// console byte); absent when not reached.
+	// console byte); absent when not reached. A restore that printed
+	// nothing for a second after its VMM's ready report (a service at its
+	// prompt) started at the report: ReadyMS without FirstOutputMS.
 	StartMS       float64 `json:"start_ms,omitempty"`
 	FirstOutputMS float64 `json:"first_output_ms,omitempty"`
 	ReadyMS       float64 `json:"ready_ms,omitempty"`
@@ -264,7 +266,9 @@ func (r *ParallelResults) Validate() error {
 		if v.Index != i {
 			return bad("vms[%d] has index %d", i, v.Index)
 		}
-		if v.Started() && !(v.ReadyMS >= v.StartMS && v.ReadyMS > 0 && v.FirstOutputMS > 0 && v.FirstOutputMS <= v.ReadyMS) {
+		// A restore started at its ready report, having printed nothing
+		// (a service at its prompt), has no first output.
+		if v.Started() && !(v.ReadyMS >= v.StartMS && v.ReadyMS > 0 && v.FirstOutputMS >= 0 && v.FirstOutputMS <= v.ReadyMS) {
 			return bad("vm %d: start %.3f, first output %.3f, ready %.3f ms out of order", i, v.StartMS, v.FirstOutputMS, v.ReadyMS)
 		}
 		if !v.Started() && v.Memory != nil {

@@ -124,8 +124,9 @@ type PhaseSummary struct {
 // or, Phase "memory", its memory overhead divided by the baseline's: one
 // sample each, not medians, compared only when both were taken at the
 // same event (Memory.SampledAt, and for a ready Memory.ReadyBy; a
-// restore's, at its first console byte after the restore, is at once its
-// first output and its ready), else left out with a note.
+// restore's, at its first console byte after the restore or, when it
+// printed nothing, at its report, is at its ready either way), else left
+// out with a note.
 type Ratio struct {
 	System   string  `json:"system"`       // the system compared (System.Name)
 	Baseline string  `json:"baseline"`     // the first system, compared with
@@ -206,8 +207,9 @@ func (r *Results) computeRatios() {
 // same event, so that their overheads compare: one at ready and one at
 // the first console byte (QEMU's TCG, whose guest was gone before a
 // sample at ready) are not. A restore's sample (GuestFile set) is taken at
-// its first console byte after the restore, once its guest has run, from
-// a snapshot taken once ready: at its ready as much as at its output.
+// its first console byte after the restore (at its report when it
+// printed nothing), once its guest has run, from a snapshot taken once
+// ready: at its ready as much as at its output.
 // Two samples at ready are at the same event when the same ready event
 // made it: smolvmm's at its guest's boot-timer write is not QEMU's at the
 // ready line the guest prints later.
@@ -442,11 +444,14 @@ func (r *Results) Validate() error {
 }
 
 // validateBoot checks that a boot's phases are known, complete and ordered.
+// A restore's boot (ready by its report) may lack a first output: its
+// guest, snapshotted at its prompt, need print nothing.
 func validateBoot(b Boot) error {
-	for _, p := range []string{PhaseFirstOutput, PhaseExit} {
-		if _, ok := b.Phases[p]; !ok {
-			return fmt.Errorf("phase %s missing", p)
-		}
+	if _, ok := b.Phases[PhaseExit]; !ok {
+		return fmt.Errorf("phase %s missing", PhaseExit)
+	}
+	if _, ok := b.Phases[PhaseFirstOutput]; !ok && b.ReadyBy != ReadyByRestore {
+		return fmt.Errorf("phase %s missing", PhaseFirstOutput)
 	}
 	if b.ReadyBy != "" {
 		if _, ok := b.Phases[PhaseReady]; !ok || !knownReadyBy(b.ReadyBy) {

@@ -10,7 +10,7 @@ import (
 // prints nothing after it, restores as a good bench: --parallel without
 // --ready starts every VM at its ready report (each once stayed "not
 // started" until the timeout, the report dropped before the bench saw
-// it).
+// it), rounds have no first output, and both --json files read back.
 func TestCLIBenchSilentRestore(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
@@ -27,8 +27,24 @@ func TestCLIBenchSilentRestore(t *testing.T) {
 		t.Fatalf("snapshot run: status %d, output %q\n%s", status, out, stderr)
 	}
 
-	out, stderr, status := runCLI(t, "bench", "--restore", snap, "--net", "none", "--parallel", "2", "--timeout", "10s")
+	pj := filepath.Join(dir, "p.json")
+	out, stderr, status := runCLI(t, "bench", "--restore", snap, "--net", "none", "--parallel", "2", "--timeout", "10s", "--json", pj)
 	if status != 0 || !strings.Contains(out, "started 2, failed 0") {
 		t.Fatalf("bench --restore --parallel 2 without --ready: status %d\n%s\n%s", status, out, stderr)
+	}
+	for _, v := range readParallelJSON(t, pj).VMs {
+		if v.FirstOutputMS != 0 || v.ReadyMS <= 0 {
+			t.Errorf("vm %d: first output %.3f, ready %.3f ms: want no first output, a ready", v.Index, v.FirstOutputMS, v.ReadyMS)
+		}
+	}
+
+	rj := filepath.Join(dir, "r.json")
+	out, stderr, status = runCLI(t, "bench", "--restore", snap, "--net", "none", "-n", "2", "--warmup", "0", "--timeout", "10s", "--json", rj)
+	if status != 0 {
+		t.Fatalf("bench --restore -n 2: status %d\n%s\n%s", status, out, stderr)
+	}
+	res := readBenchJSON(t, rj)
+	if s := res.Systems[0]; len(s.Boots) != 2 || s.Error != "" {
+		t.Errorf("system %s: %d boots, error %q: want 2, none", s.Name, len(s.Boots), s.Error)
 	}
 }

@@ -1,0 +1,124 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The results of restores whose guest printed nothing after its ready
+// report (a service at its prompt), written to JSON, read back: rounds
+// without a first-output phase, VMs started at their report without a
+// first output. Both readers once refused them.
+func TestSilentRestoreResultsRoundTrip(t *testing.T) {
+	t.Run("rounds", func(t *testing.T) {
+		res, err := Run(context.Background(), []Target{silentTarget(t, true)}, Options{Boots: 2,
+			Boot:   BootOptions{Timeout: 10 * time.Second, ExitWait: 4 * fakeDelay, StopGrace: 5 * time.Second},
+			Config: Config{Kernel: "fake", MemoryMiB: 20}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := res.Systems[0]; s.Error != "" || len(s.Boots) != 2 {
+			t.Fatalf("error %q, %d boots: want none, 2", s.Error, len(s.Boots))
+		}
+		var buf bytes.Buffer
+		if err := res.WriteJSON(&buf); err != nil {
+			t.Fatal(err)
+		}
+		back, err := ReadResults(&buf)
+		if err != nil {
+			t.Fatalf("ReadResults of what Run wrote: %v", err)
+		}
+		if n := len(back.Systems[0].Boots); n != 2 {
+			t.Errorf("read back %d boots, want 2", n)
+		}
+	})
+	t.Run("parallel", func(t *testing.T) {
+		res, err := RunParallel(context.Background(), silentTarget(t, true), ParallelOptions{N: 2, Timeout: 5 * time.Second,
+			SettleTimeout: 3 * time.Second, Config: Config{Kernel: "fake", MemoryMiB: 20}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Started != 2 {
+			t.Fatalf("started %d of 2: %+v", res.Started, res.VMs)
+		}
+		var buf bytes.Buffer
+		if err := res.WriteJSON(&buf); err != nil {
+			t.Fatal(err)
+		}
+		back, err := ReadParallelResults(&buf)
+		if err != nil {
+			t.Fatalf("ReadParallelResults of what RunParallel wrote: %v", err)
+		}
+		if back.Started != 2 {
+			t.Errorf("read back %d started, want 2", back.Started)
+		}
+	})
+}
+
+// validateBoot lets only a restore's boot (ready by its report) go
+// without a first-output phase: any other boot without one went wrong.
+func TestValidateBootFirstOutput(t *testing.T) {
+	phases := func(first bool) map[string]float64 {
+		p := map[string]float64{PhaseRuntime: 1, PhaseMain: 2, PhaseReady: 5, PhaseStopped: 1005, PhaseExit: 1010}
+		if first {
+			p[PhaseFirstOutput] = 6
+		}
+		return p
+	}
+	for _, tt := range []struct {
+		name    string
+		boot    Boot
+		wantErr string
+	}{
+		{"restore, no first output", Boot{Phases: phases(false), ReadyBy: ReadyByRestore, Status: 130}, ""},
+		{"restore, first output", Boot{Phases: phases(true), ReadyBy: ReadyByRestore, Status: 130}, ""},
+		{"boot ready by its line, no first output", Boot{Phases: phases(false), ReadyBy: ReadyByLine, Status: 130}, "phase first-output missing"},
+		{"boot ready by the VMM, no first output", Boot{Phases: phases(false), ReadyBy: ReadyByVMM, Status: 130}, "phase first-output missing"},
+		{"no ready event, no first output", Boot{Phases: map[string]float64{PhaseExit: 10}}, "phase first-output missing"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := validateBoot(tt.boot)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("error %v, want one saying %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// A started VM may have no first output (a restore started at its ready
+// report, having printed nothing); one that has must have it by its
+// ready, and every started VM a ready after its start.
+func TestParallelValidateFirstOutput(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		vm    VM
+		valid bool
+	}{
+		{"first byte", VM{StartMS: 1, FirstOutputMS: 5, ReadyMS: 5}, true},
+		{"started at its report", VM{StartMS: 1, ReadyMS: 5}, true},
+		{"first output after ready", VM{StartMS: 1, FirstOutputMS: 6, ReadyMS: 5}, false},
+		{"ready before start", VM{StartMS: 6, ReadyMS: 5}, false},
+		{"no ready", VM{StartMS: 1, FirstOutputMS: 5}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			vm := tt.vm
+			vm.MemoryError = "not read"
+			r := &ParallelResults{Schema: ParallelSchemaVersion, Host: Host{CPUs: 2}, VMs: []VM{vm}}
+			r.aggregate()
+			err := r.Validate()
+			if tt.valid && err != nil {
+				t.Errorf("refused: %v", err)
+			}
+			if !tt.valid && !errors.Is(err, ErrSchema) {
+				t.Errorf("error %v, want ErrSchema", err)
+			}
+		})
+	}
+}
