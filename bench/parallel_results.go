@@ -227,6 +227,18 @@ func (r *ParallelResults) aggregate() {
 	}
 }
 
+// startedSilent counts the started VMs without a first output: restores
+// started at their ready report, having printed nothing.
+func (r *ParallelResults) startedSilent() int {
+	n := 0
+	for _, v := range r.VMs {
+		if v.Started() && v.FirstOutputMS == 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // WriteJSON writes r, indented.
 func (r *ParallelResults) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
@@ -313,8 +325,8 @@ func (r *ParallelResults) Validate() error {
 	return nil
 }
 
-// WriteText prints the counts, rates, start latencies, memory, and why
-// each VM that failed did.
+// WriteText prints the counts, rates, start latencies, how many VMs
+// started without output, memory, and why each VM that failed did.
 func (r *ParallelResults) WriteText(w io.Writer) error {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("%s: %d VMs started at once, %d MiB each (%s)\n", r.Config.Kernel, r.N, r.Config.MemoryMiB, r.System)
@@ -327,6 +339,9 @@ func (r *ParallelResults) WriteText(w io.Writer) error {
 	}
 	if s := r.StartLatency; s.N > 0 {
 		p("each VM, process start to ready: min %.1f, median %.1f, p95 %.1f, max %.1f ms\n", s.Min, s.Median, s.P95, s.Max)
+	}
+	if n := r.startedSilent(); n > 0 {
+		p("%d VMs printed nothing: started at their ready report (a restored guest at its prompt)\n", n)
 	}
 	if m := r.Memory; m != nil && m.N > 0 {
 		p("memory per VM (%d read, all running): RSS %.2f MiB, PSS %.2f MiB (%.1f MiB for all);\n", m.N,

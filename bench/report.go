@@ -26,6 +26,13 @@ func (r *Results) WriteText(w io.Writer) error {
 		if n := s.stoppedBoots(); n > 0 {
 			fmt.Fprintf(tw, "%d of %d boots stopped at ready: the guest did not end by itself (stopped, closed and exit time the stop)\n", n, len(s.Boots))
 		}
+		// Said, or the missing first-output row (and ratio) reads as a
+		// bench that lost it.
+		if n := s.silentRestores(); n == len(s.Boots) && n > 0 {
+			fmt.Fprintf(tw, "first output: none: the restored guest printed nothing after its ready report\n")
+		} else if n > 0 {
+			fmt.Fprintf(tw, "first output: none in %d of %d boots: the restored guest printed nothing after its ready report\n", n, len(s.Boots))
+		}
 		if m := s.Memory; m != nil && m.GuestFile != "" {
 			fmt.Fprintf(tw, "memory at %s%s: RSS %.1f MiB, guest RAM (a private mapping of %s) mapped %.2f of %.0f MiB (the pages touched and those the kernel mapped around them from the page cache), %.2f MiB of it written (copied), VMM overhead %.2f MiB (%.2f MiB in files: executable, libraries)\n",
 				m.SampledAt, settledText(m), kib2mib(m.RSSKiB), m.GuestFile, kib2mib(m.GuestRSSKiB), kib2mib(m.GuestRAMKiB), kib2mib(m.GuestWrittenKiB), kib2mib(m.OverheadKiB), kib2mib(m.FileRSSKiB))
@@ -73,6 +80,18 @@ func (r *Results) WriteText(w io.Writer) error {
 }
 
 func kib2mib(k int64) float64 { return float64(k) / 1024 }
+
+// silentRestores counts the boots of s that a restore's report made ready
+// and that printed nothing: they have no first-output phase.
+func (s *System) silentRestores() int {
+	n := 0
+	for i := range s.Boots {
+		if _, ok := s.Boots[i].Phases[PhaseFirstOutput]; !ok && s.Boots[i].ReadyBy == ReadyByRestore {
+			n++
+		}
+	}
+	return n
+}
 
 // restored reports whether a system's memory was sampled after a restore:
 // the report then shows every system's memory in one table.

@@ -122,3 +122,50 @@ func TestParallelValidateFirstOutput(t *testing.T) {
 		})
 	}
 }
+
+// The reports say why a restore has no first output, rather than leave
+// its row (and its ratio) out unexplained.
+func TestSilentRestoreText(t *testing.T) {
+	boot := func(first bool) Boot {
+		b := Boot{Phases: map[string]float64{PhaseReady: 5, PhaseStopped: 1005, PhaseExit: 1010}, ReadyBy: ReadyByRestore, Status: 130}
+		if first {
+			b.Phases[PhaseFirstOutput] = 6
+		}
+		return b
+	}
+	for _, tt := range []struct {
+		name  string
+		boots []Boot
+		want  string // "" for no line
+	}{
+		{"none printed", []Boot{boot(false), boot(false)}, "first output: none: the restored guest printed nothing after its ready report\n"},
+		{"one printed", []Boot{boot(true), boot(false)}, "first output: none in 1 of 2 boots: the restored guest printed nothing after its ready report\n"},
+		{"all printed", []Boot{boot(true), boot(true)}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := System{Name: "smolvmm-restore", Boots: tt.boots}
+			s.summarize()
+			r := &Results{Config: Config{Kernel: "snapshot s", Boots: 2, MemoryMiB: 16}, Systems: []System{s}}
+			var buf bytes.Buffer
+			if err := r.WriteText(&buf); err != nil {
+				t.Fatal(err)
+			}
+			got := buf.String()
+			if tt.want == "" && strings.Contains(got, "first output: none") || tt.want != "" && !strings.Contains(got, tt.want) {
+				t.Errorf("report:\n%s\nwant the line %q", got, tt.want)
+			}
+		})
+	}
+	t.Run("parallel", func(t *testing.T) {
+		r := &ParallelResults{Config: Config{Kernel: "snapshot s", MemoryMiB: 16}, Host: Host{CPUs: 2},
+			VMs: []VM{{Index: 0, StartMS: 1, ReadyMS: 5, MemoryError: "x"}, {Index: 1, StartMS: 1, FirstOutputMS: 4, ReadyMS: 4, MemoryError: "x"}}}
+		r.aggregate()
+		var buf bytes.Buffer
+		if err := r.WriteText(&buf); err != nil {
+			t.Fatal(err)
+		}
+		if want := "1 VMs printed nothing: started at their ready report (a restored guest at its prompt)\n"; !strings.Contains(buf.String(), want) {
+			t.Errorf("report:\n%s\nwant the line %q", buf.String(), want)
+		}
+	})
+}

@@ -10,7 +10,8 @@ import (
 // prints nothing after it, restores as a good bench: --parallel without
 // --ready starts every VM at its ready report (each once stayed "not
 // started" until the timeout, the report dropped before the bench saw
-// it), rounds have no first output, and both --json files read back.
+// it), rounds have no first output and the text says why, and both
+// --json files read back.
 func TestCLIBenchSilentRestore(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
@@ -32,6 +33,9 @@ func TestCLIBenchSilentRestore(t *testing.T) {
 	if status != 0 || !strings.Contains(out, "started 2, failed 0") {
 		t.Fatalf("bench --restore --parallel 2 without --ready: status %d\n%s\n%s", status, out, stderr)
 	}
+	if !strings.Contains(out, "2 VMs printed nothing: started at their ready report") {
+		t.Errorf("--parallel output does not say why the VMs have no first output:\n%s", out)
+	}
 	for _, v := range readParallelJSON(t, pj).VMs {
 		if v.FirstOutputMS != 0 || v.ReadyMS <= 0 {
 			t.Errorf("vm %d: first output %.3f, ready %.3f ms: want no first output, a ready", v.Index, v.FirstOutputMS, v.ReadyMS)
@@ -42,6 +46,9 @@ func TestCLIBenchSilentRestore(t *testing.T) {
 	out, stderr, status = runCLI(t, "bench", "--restore", snap, "--net", "none", "-n", "2", "--warmup", "0", "--timeout", "10s", "--json", rj)
 	if status != 0 {
 		t.Fatalf("bench --restore -n 2: status %d\n%s\n%s", status, out, stderr)
+	}
+	if strings.Contains(out, "first-output") || !strings.Contains(out, "first output: none: the restored guest printed nothing after its ready report\n") {
+		t.Errorf("bench --restore output: want no first-output row, and a line saying why:\n%s", out)
 	}
 	res := readBenchJSON(t, rj)
 	if s := res.Systems[0]; len(s.Boots) != 2 || s.Error != "" {
