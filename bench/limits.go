@@ -227,7 +227,7 @@ func startFDs(t Target) uint64 {
 // parallelFDs is the number of descriptors the bench holds for each VM
 // RunParallel starts for t: its console and stderr pipes, its pidfd and
 // the runtime's, its settled socket, and its ready pipe, which RunParallel
-// gives only with a ready pattern.
+// gives with a ready pattern or to a restore (its ready report).
 func parallelFDs(t Target) uint64 {
 	n := uint64(2)
 	if pidfdWorks() {
