@@ -81,12 +81,12 @@ func (r *Results) WriteText(w io.Writer) error {
 
 func kib2mib(k int64) float64 { return float64(k) / 1024 }
 
-// silentRestores counts the boots of s that a restore's report made ready
-// and that printed nothing: they have no first-output phase.
+// silentRestores counts the boots of s that were restores and printed
+// nothing, whatever made them ready: they have no first-output phase.
 func (s *System) silentRestores() int {
 	n := 0
 	for i := range s.Boots {
-		if _, ok := s.Boots[i].Phases[PhaseFirstOutput]; !ok && s.Boots[i].ReadyBy == ReadyByRestore {
+		if _, ok := s.Boots[i].Phases[PhaseFirstOutput]; !ok && s.Boots[i].restore() {
 			n++
 		}
 	}

@@ -443,15 +443,27 @@ func (r *Results) Validate() error {
 	return nil
 }
 
+// restore reports whether b was a restore: Restored, or, in results
+// written before that was recorded, ready by its restore's report.
+func (b *Boot) restore() bool {
+	return b.Restored || b.ReadyBy == ReadyByRestore
+}
+
 // validateBoot checks that a boot's phases are known, complete and ordered.
-// A restore's boot (ready by its report) may lack a first output: its
-// guest, snapshotted at its prompt, need print nothing.
+// A restore's boot may lack a first output, whatever made it ready (its
+// report, its line, its ready port): its guest, snapshotted at its
+// prompt, need print nothing. It is then ready, or it would have failed.
 func validateBoot(b Boot) error {
 	if _, ok := b.Phases[PhaseExit]; !ok {
 		return fmt.Errorf("phase %s missing", PhaseExit)
 	}
-	if _, ok := b.Phases[PhaseFirstOutput]; !ok && b.ReadyBy != ReadyByRestore {
-		return fmt.Errorf("phase %s missing", PhaseFirstOutput)
+	if _, ok := b.Phases[PhaseFirstOutput]; !ok {
+		if !b.restore() {
+			return fmt.Errorf("phase %s missing", PhaseFirstOutput)
+		}
+		if _, ok := b.Phases[PhaseReady]; !ok {
+			return fmt.Errorf("phases %s and %s missing from a restore", PhaseFirstOutput, PhaseReady)
+		}
 	}
 	if b.ReadyBy != "" {
 		if _, ok := b.Phases[PhaseReady]; !ok || !knownReadyBy(b.ReadyBy) {

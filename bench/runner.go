@@ -236,6 +236,10 @@ type Boot struct {
 	// printed nothing after its ready report (Target.ReadyReported) has
 	// no PhaseFirstOutput: there was no byte to time.
 	Phases map[string]float64 `json:"phases_ms"`
+	// Restored says the boot was a restore (Target.ReadyReported),
+	// whatever event made it ready: it may lack PhaseFirstOutput. Results
+	// written before it was recorded have only ReadyBy ReadyByRestore.
+	Restored bool `json:"restored,omitempty"`
 	// ReadyBy is the event that gave PhaseReady its time (ReadyByLine,
 	// ReadyByPort, ReadyByVMM, ReadyByRestore); empty without a ready
 	// phase, and in results written before it was recorded.
@@ -620,7 +624,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	if waitErr != nil && !errors.As(waitErr, &exitErr) {
 		return fail(waitErr, stderr)
 	}
-	b := &Boot{Phases: map[string]float64{}, Status: cmd.ProcessState.ExitCode(), Output: out.Bytes()}
+	b := &Boot{Phases: map[string]float64{}, Restored: t.ReadyReported, Status: cmd.ProcessState.ExitCode(), Output: out.Bytes()}
 	if _, ok := rec.phases[PhaseFirstOutput]; !ok && !reported {
 		// A restore that reported its guest ready needs print nothing
 		// (a service at its prompt): its boot has no first-output

@@ -11,31 +11,49 @@ import (
 
 // The results of restores whose guest printed nothing after its ready
 // report (a service at its prompt), written to JSON, read back: rounds
-// without a first-output phase, VMs started at their report without a
-// first output. Both readers once refused them.
+// without a first-output phase, made ready by the restore's report or by
+// a ready port the VMM judged, and VMs started at their report without a
+// first output. Both readers once refused them (the ready port's rounds
+// until Boot.Restored), and the text then had no line saying why.
 func TestSilentRestoreResultsRoundTrip(t *testing.T) {
-	t.Run("rounds", func(t *testing.T) {
-		res, err := Run(context.Background(), []Target{silentTarget(t, true)}, Options{Boots: 2,
-			Boot:   BootOptions{Timeout: 10 * time.Second, ExitWait: 4 * fakeDelay, StopGrace: 5 * time.Second},
-			Config: Config{Kernel: "fake", MemoryMiB: 20}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s := res.Systems[0]; s.Error != "" || len(s.Boots) != 2 {
-			t.Fatalf("error %q, %d boots: want none, 2", s.Error, len(s.Boots))
-		}
-		var buf bytes.Buffer
-		if err := res.WriteJSON(&buf); err != nil {
-			t.Fatal(err)
-		}
-		back, err := ReadResults(&buf)
-		if err != nil {
-			t.Fatalf("ReadResults of what Run wrote: %v", err)
-		}
-		if n := len(back.Systems[0].Boots); n != 2 {
-			t.Errorf("read back %d boots, want 2", n)
-		}
-	})
+	for _, tt := range []struct {
+		name    string
+		addr    string
+		readyBy string
+	}{
+		{"rounds", "", ReadyByRestore},
+		{"rounds, ready port", "127.0.0.1:1", ReadyByVMM},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := Run(context.Background(), []Target{silentTarget(t, true)}, Options{Boots: 2,
+				Boot:   BootOptions{Ready: Ready{Addr: tt.addr}, Timeout: 10 * time.Second, ExitWait: 4 * fakeDelay, StopGrace: 5 * time.Second},
+				Config: Config{Kernel: "fake", MemoryMiB: 20}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := res.Systems[0]; s.Error != "" || len(s.Boots) != 2 || s.Boots[0].ReadyBy != tt.readyBy {
+				t.Fatalf("error %q, %d boots: want none, 2 ready by %q", s.Error, len(s.Boots), tt.readyBy)
+			}
+			var buf bytes.Buffer
+			if err := res.WriteJSON(&buf); err != nil {
+				t.Fatal(err)
+			}
+			back, err := ReadResults(&buf)
+			if err != nil {
+				t.Fatalf("ReadResults of what Run wrote: %v", err)
+			}
+			if n := len(back.Systems[0].Boots); n != 2 {
+				t.Errorf("read back %d boots, want 2", n)
+			}
+			buf.Reset()
+			if err := back.WriteText(&buf); err != nil {
+				t.Fatal(err)
+			}
+			if want := "first output: none: the restored guest printed nothing after its ready report\n"; !strings.Contains(buf.String(), want) {
+				t.Errorf("report:\n%s\nwant the line %q", buf.String(), want)
+			}
+		})
+	}
 	t.Run("parallel", func(t *testing.T) {
 		res, err := RunParallel(context.Background(), silentTarget(t, true), ParallelOptions{N: 2, Timeout: 5 * time.Second,
 			SettleTimeout: 3 * time.Second, Config: Config{Kernel: "fake", MemoryMiB: 20}})
@@ -59,8 +77,10 @@ func TestSilentRestoreResultsRoundTrip(t *testing.T) {
 	})
 }
 
-// validateBoot lets only a restore's boot (ready by its report) go
-// without a first-output phase: any other boot without one went wrong.
+// validateBoot lets only a restore's boot (Restored, or ready by its
+// report in results written before that was recorded) go without a
+// first-output phase, and only when it was ready: any other boot without
+// one went wrong.
 func TestValidateBootFirstOutput(t *testing.T) {
 	phases := func(first bool) map[string]float64 {
 		p := map[string]float64{PhaseRuntime: 1, PhaseMain: 2, PhaseReady: 5, PhaseStopped: 1005, PhaseExit: 1010}
@@ -76,6 +96,9 @@ func TestValidateBootFirstOutput(t *testing.T) {
 	}{
 		{"restore, no first output", Boot{Phases: phases(false), ReadyBy: ReadyByRestore, Status: 130}, ""},
 		{"restore, first output", Boot{Phases: phases(true), ReadyBy: ReadyByRestore, Status: 130}, ""},
+		{"restore ready by its port, no first output", Boot{Phases: phases(false), Restored: true, ReadyBy: ReadyByVMM, Status: 130}, ""},
+		{"restore ready by its line, no first output", Boot{Phases: phases(false), Restored: true, ReadyBy: ReadyByLine, Status: 130}, ""},
+		{"restore, no first output, no ready", Boot{Phases: map[string]float64{PhaseExit: 10}, Restored: true}, "phases first-output and ready missing"},
 		{"boot ready by its line, no first output", Boot{Phases: phases(false), ReadyBy: ReadyByLine, Status: 130}, "phase first-output missing"},
 		{"boot ready by the VMM, no first output", Boot{Phases: phases(false), ReadyBy: ReadyByVMM, Status: 130}, "phase first-output missing"},
 		{"no ready event, no first output", Boot{Phases: map[string]float64{PhaseExit: 10}}, "phase first-output missing"},
