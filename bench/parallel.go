@@ -755,7 +755,10 @@ func (v *parallelVM) readConsole(r io.Reader, ready *regexp.Regexp) {
 		if n > 0 {
 			now := MonoNow()
 			v.mu.Lock()
-			if v.first == 0 {
+			// A VM already started silently at its report (ready, no
+			// first byte) keeps no first output: one timed now would
+			// come after its ready, which its start was.
+			if v.first == 0 && v.ready == 0 {
 				v.first = now
 			}
 			reported := v.vmmReady

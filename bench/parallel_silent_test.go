@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"os"
@@ -110,6 +111,59 @@ func TestParallelGoneAfterStart(t *testing.T) {
 			v := &parallelVM{first: tt.first, ready: 200, gone: true, end: &vmEnd{status: "exit status 2"}}
 			if got := v.result(0, time.Second).Error; got != "exit status 2 "+tt.want {
 				t.Errorf("error %q, want %q", got, "exit status 2 "+tt.want)
+			}
+		})
+	}
+}
+
+// A --parallel restore started silently at its report, after the quiet
+// wait, that prints before the bench has stopped it (here: while the
+// bench waits for it to settle) keeps no first output: its start was its
+// report, and a first output after its ready is out of order. Such VMs
+// were once written with that byte's time, and ReadParallelResults
+// refused what RunParallel wrote.
+func TestParallelSilentRestoreLateOutput(t *testing.T) {
+	old := restoreQuietWait
+	restoreQuietWait = fakeDelay / 4 // it prints fakeDelay after its report
+	defer func() { restoreQuietWait = old }()
+	target := withReport(fakeTarget(t, "fake", "vmmreadytouch"))
+	target.ReadyFlag, target.ReadyReported, target.SettledFlag = "-ready-fd", true, "-settled-fd"
+	res, err := RunParallel(context.Background(), target, ParallelOptions{N: 1, Timeout: 5 * time.Second,
+		SettleTimeout: 4 * fakeDelay, Config: Config{Kernel: "fake", MemoryMiB: 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Started != 1 {
+		t.Fatalf("started %d of 1: %+v", res.Started, res.VMs)
+	}
+	var buf bytes.Buffer
+	if err := res.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadParallelResults(&buf); err != nil {
+		t.Fatalf("ReadParallelResults of what RunParallel wrote: %v", err)
+	}
+}
+
+// readConsole times a VM's first byte, but not one printed after the VM
+// was started silently at its report: that VM has no first output.
+func TestParallelReadConsoleAfterSilentStart(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		ready     int64 // the VM's ready (its start) before the byte
+		wantFirst bool
+	}{
+		{"not started", 0, true},
+		{"started silently at its report", 200, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := &parallelVM{restore: true, ready: tt.ready, giveUp: make(chan struct{}), settled: make(chan int, 1)}
+			v.readConsole(strings.NewReader("resumed\r\n"), nil)
+			if got := v.first != 0; got != tt.wantFirst {
+				t.Errorf("first output %d, want one: %v", v.first, tt.wantFirst)
+			}
+			if tt.ready != 0 && v.ready != tt.ready {
+				t.Errorf("ready %d, want it kept at %d", v.ready, tt.ready)
 			}
 		})
 	}
