@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -429,11 +430,16 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	// the sample is over).
 	ready := make(chan struct{})
 	var readyOnce sync.Once
+	// exitFrom is when a restore's ready report was read (MonoNow; 0:
+	// none before ready): its ExitWait runs from there, as an unsampled
+	// round's does, not from the end of its sample, which itself can
+	// wait ExitWait for the guest's first byte.
+	var exitFrom atomic.Int64
 	var ender sync.WaitGroup
 	ender.Add(1)
 	go func() {
 		defer ender.Done()
-		endProcess(ctx, cmd.Process, o, ready, done, rec)
+		endProcess(ctx, cmd.Process, o, ready, done, &exitFrom, rec)
 	}()
 
 	// One sample at a time (one's SIGCONT would resume the process under
@@ -561,6 +567,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 				rec.markReady(reportBy, at)
 			}
 			if o.SampleMemory {
+				exitFrom.Store(MonoNow())
 				sampleAfterRestore(firstOut, done, o.ExitWait, sampleReported)
 			}
 			readyOnce.Do(func() { close(ready) })
@@ -582,6 +589,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 				return // the line came first, and was observed
 			}
 			if t.ReadyReported && o.SampleMemory {
+				exitFrom.Store(MonoNow())
 				sampleAfterRestore(firstOut, done, o.ExitWait, sampleReported)
 			}
 			if !o.Ready.IsSet() {
@@ -703,10 +711,11 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 }
 
 // endProcess kills p when ctx ends; and once ready is closed, gives the
-// guest o.ExitWait to end by itself, then stops it (PhaseStopped): SIGTERM,
-// and SIGKILL after o.StopGrace. It returns when done is closed (the
-// process has been waited for) or it has killed p.
-func endProcess(ctx context.Context, p *os.Process, o BootOptions, ready, done <-chan struct{}, rec *recorder) {
+// guest o.ExitWait to end by itself, counted from from when set (MonoNow
+// then) and at once when that has passed, then stops it (PhaseStopped):
+// SIGTERM, and SIGKILL after o.StopGrace. It returns when done is closed
+// (the process has been waited for) or it has killed p.
+func endProcess(ctx context.Context, p *os.Process, o BootOptions, ready, done <-chan struct{}, from *atomic.Int64, rec *recorder) {
 	var exitWait, grace <-chan time.Time
 	for {
 		select {
@@ -717,7 +726,11 @@ func endProcess(ctx context.Context, p *os.Process, o BootOptions, ready, done <
 			return
 		case <-ready:
 			ready = nil
-			t := time.NewTimer(o.ExitWait)
+			wait := o.ExitWait
+			if f := from.Load(); f != 0 {
+				wait = max(0, wait-time.Duration(MonoNow()-f))
+			}
+			t := time.NewTimer(wait)
 			defer t.Stop()
 			exitWait = t.C
 		case <-exitWait:

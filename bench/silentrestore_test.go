@@ -107,3 +107,37 @@ func TestSampleAfterRestoreEvents(t *testing.T) {
 		})
 	}
 }
+
+// A silent restore is stopped ExitWait after its ready report whether its
+// memory is sampled or not, its ready its report's or its ready port's:
+// the sample, taken once the guest has run ExitWait after the report,
+// does not start another wait. Sampled rounds were once stopped two
+// ExitWaits after their ready.
+func TestSilentRestoreSampledStop(t *testing.T) {
+	const exitWait = 10 * fakeDelay
+	for _, tt := range []struct {
+		name   string
+		addr   string
+		sample bool
+	}{
+		{"report", "", false},
+		{"report, sampled", "", true},
+		{"ready port", "127.0.0.1:1", false},
+		{"ready port, sampled", "127.0.0.1:1", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := RunBoot(context.Background(), silentTarget(t, true), BootOptions{Ready: Ready{Addr: tt.addr}, SampleMemory: tt.sample,
+				Timeout: 10 * time.Second, ExitWait: exitWait, StopGrace: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.sample && (b.Memory == nil || b.Memory.SampledAt != PhaseReady) {
+				t.Fatalf("memory %+v (%v): want it read at ready", b.Memory, b.MemoryErr)
+			}
+			ms := float64(exitWait / time.Millisecond)
+			if d := b.Phases[PhaseStopped] - b.Phases[PhaseReady]; d < ms || d >= 1.5*ms {
+				t.Errorf("phases %v: stopped %.1f ms after ready, want %.0f ms (ExitWait) and less than half as much again", b.Phases, d, ms)
+			}
+		})
+	}
+}
