@@ -146,6 +146,13 @@ func benchAction(c *cli.Context) error {
 	if err := checkArgs(c, 0, ""); err != nil {
 		return err
 	}
+	// Restores and the boots beside them get the snapshot's network
+	// unless --net is given: before checkParallelFlags, which refuses a
+	// tap for more than one VM (the snapshot's was started once, and the
+	// others failed on it, status 0).
+	if err := restoreNet(c); err != nil { // snapshot.go
+		return err
+	}
 	if err := checkParallelFlags(c); err != nil {
 		return err
 	}
@@ -203,11 +210,6 @@ func benchAction(c *cli.Context) error {
 				return usageErrorf("smolvmm bench: --restore %s and %s: the snapshot continues a kernel already booted, with its command line; drop %s, or give --compare boot to boot with it beside the restores", r, f.flag, f.flag)
 			}
 		}
-	}
-	// Restores and the boots beside them get the snapshot's network
-	// unless --net is given.
-	if err := restoreNet(c); err != nil { // snapshot.go
-		return err
 	}
 	// Found now, not after every boot has run.
 	for _, f := range []string{"json", "svg"} {
@@ -624,6 +626,9 @@ func checkParallelFlags(c *cli.Context) error {
 		return err
 	}
 	if kind, name, _ := strings.Cut(c.String("net"), ":"); n > 1 && kind == "tap" {
+		if netFromSnapshot != "" {
+			return usageErrorf("smolvmm bench: --restore %s: its VM was on --net tap:%s, which does not go with --parallel %d: a tap device takes one VM; give --net none, user or user:NAME", netFromSnapshot, name, n)
+		}
 		return usageErrorf("smolvmm bench: --net tap:%s does not go with --parallel %d: a tap device takes one VM; use --net none, user or user:NAME", name, n)
 	}
 	for _, f := range []string{"compare", "ready-port", "publish", "boots", "warmup", "jail", "console"} {

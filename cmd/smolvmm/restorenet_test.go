@@ -251,3 +251,37 @@ func TestCLIRestoreNetRecorded(t *testing.T) {
 		t.Fatalf("restore onto the shared network: status %d, output %q, stderr %q; want the count to go on to 5, stderr starting %q", status, out, stderr, want)
 	}
 }
+
+// TestBenchParallelRestoreNet: bench --restore --parallel checks the
+// network the snapshot gives it, not only a --net given: a snapshot taken
+// on a tap, restored without --net, started one VM on the tap and failed
+// the others on it (status 0), where --net tap:NAME was refused.
+func TestBenchParallelRestoreNet(t *testing.T) {
+	dir := t.TempDir()
+	tap := writeNetSnapshot(t, dir, "tap.snap", true, snapshot.Network{Kind: snapshot.NetTap, Name: "tap7"})
+	kvm := []string{"--kvm-device", filepath.Join(dir, "kvm")}
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		stderr string
+	}{
+		{"tap from the snapshot", []string{"--restore", tap, "--parallel", "2"}, 2,
+			"smolvmm bench: --restore " + tap + ": its VM was on --net tap:tap7, which does not go with --parallel 2: a tap device takes one VM; give --net none, user or user:NAME"},
+		{"tap given", []string{"--restore", tap, "--parallel", "2", "--net", "tap:tap7"}, 2, "--net tap:tap7 does not go with --parallel 2"},
+		// One VM takes the tap; another network passes to the KVM device.
+		{"one VM", []string{"--restore", tap, "--parallel", "1"}, 1, "KVM is not available"},
+		{"another network", []string{"--restore", tap, "--parallel", "2", "--net", "user"}, 1, "KVM is not available"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, stdout, stderr := benchRun(t, nil, append(tt.args, kvm...)...)
+			if status != tt.status || !strings.Contains(stderr, tt.stderr) {
+				t.Fatalf("status %d, stderr %q; want status %d and %q", status, stderr, tt.status, tt.stderr)
+			}
+			if tt.status == 2 && stdout != "" {
+				t.Errorf("stdout %q; want nothing started", stdout)
+			}
+		})
+	}
+}

@@ -623,6 +623,11 @@ func readSnapNIC(path string) {
 	f.Close()
 }
 
+// netFromSnapshot is the --restore file whose network restoreNet made
+// --net ("" when --net is the user's or its default), for the messages
+// about a network the user did not name.
+var netFromSnapshot string
+
 // restoreNet gives --restore without --net the snapshot's network: none
 // when its VM had no network card, else the network the snapshot records
 // (user, user:NAME, tap:NAME), or, for a snapshot that records none (one
@@ -638,6 +643,7 @@ func readSnapNIC(path string) {
 // attached (a tap created, a shared network joined and a lease taken for
 // a VM that would never run). The restore refuses the other mismatches.
 func restoreNet(c *cli.Context) error {
+	netFromSnapshot = ""
 	if !hasFlag(c, "restore") || c.String("restore") == "" || !hasFlag(c, "net") {
 		return nil
 	}
@@ -668,6 +674,7 @@ func restoreNet(c *cli.Context) error {
 		if spec == "" || spec == "user" {
 			return nil // --net's default
 		}
+		netFromSnapshot = path
 		return c.Set("net", spec)
 	}
 	if c.IsSet("net") {
