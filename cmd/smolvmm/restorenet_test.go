@@ -285,3 +285,63 @@ func TestBenchParallelRestoreNet(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreNetDamaged: a byte of the network's record flipped in a
+// snapshot restored without --net is refused as the damage it is, before
+// the record becomes --net: it was taken unverified, and a tap named by a
+// damaged name was created (or, not as root, /dev/net/tun's permission
+// error said) before the restore found the digest wrong.
+func TestRestoreNetDamaged(t *testing.T) {
+	dir := t.TempDir()
+	tap := snapshot.Network{Kind: snapshot.NetTap, Name: "tap7", Addr: addr21}
+	tests := []struct {
+		name string
+		off  int64
+		bit  byte
+	}{
+		{"kind: tap to shared", 107, 0x01},
+		{"address", 111, 0x04},
+		{"name's first byte", 112, 0x01},
+		{"name's last letter", 115, 0x08},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeNetSnapshot(t, dir, "d"+string(rune('a'+i)), true, tap)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[tt.off] ^= tt.bit
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got, err, stderr := runRestoreNet(t, "--restore", path)
+			want := "restore: snapshot " + path + ": snapshot is corrupt: "
+			if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), want) || !corruptSnapshot(err) {
+				t.Fatalf("restoreNet = %v; want status 1 and %q", err, want)
+			}
+			if got != "user" || stderr != "" {
+				t.Errorf("--net %q, stderr %q; want --net's default left, nothing said", got, stderr)
+			}
+		})
+	}
+	// A name's padding that is not zero is refused by the header's
+	// check, which leaves --net to the restore's refusal.
+	path := writeNetSnapshot(t, dir, "padding", true, tap)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[117] ^= 0x40
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err, _ := runRestoreNet(t, "--restore", path); err != nil || got != "user" {
+		t.Fatalf("padding: restoreNet = %v, --net %q; want --net's default", err, got)
+	}
+	// An intact one takes its tap.
+	path = writeNetSnapshot(t, dir, "intact", true, tap)
+	if got, err, _ := runRestoreNet(t, "--restore", path); err != nil || got != "tap:tap7" {
+		t.Fatalf("intact: restoreNet = %v, --net %q; want tap:tap7", err, got)
+	}
+}

@@ -667,6 +667,16 @@ func restoreNet(c *cli.Context) error {
 			}
 			return nil
 		}
+		// The record is about to become --net, a tap opened (created)
+		// or a network joined before the restore checks the digest
+		// over the header: checked first (~0.4 ms), so that a damaged
+		// name is refused as the damage it is, with nothing created.
+		if snet.Kind != snapshot.NetUnknown {
+			if err := verifySnapshotHeader(path); err != nil {
+				// As the restore says it, which would have.
+				return fmt.Errorf("restore: %w", err)
+			}
+		}
 		spec, named := snapshotNetSpec(snet)
 		if !named {
 			return usageErrorf("--restore %s: its VM was on %s, which the snapshot cannot name: give --net user:NAME for that network (the guest keeps the address it leased), or another --net", path, describeSnapshotNet(snet))
@@ -689,6 +699,17 @@ func restoreNet(c *cli.Context) error {
 		return usageErrorf("--mac %s: the VM of --restore %s had no network card, so there is none to give the address; drop --mac", mac, path)
 	}
 	return c.Set("net", "none")
+}
+
+// verifySnapshotHeader checks the digest over the header and the state
+// of the snapshot at path, as its restore does, without its memory.
+func verifySnapshotHeader(path string) error {
+	f, err := snapshot.OpenHeader(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.ReadState()
 }
 
 // snapshotNetSpec is the --net value of the network n records: "" when
