@@ -147,14 +147,15 @@ func TestRestoreNetWarning(t *testing.T) {
 		{"user:cb, user", cb16, "user", []string{
 			"its VM was on --net user:cb, where its guest has 10.0.2.16, and keeps it: --net user leases the card's MAC 10.0.2.15, which -p forwards connect to, so they reach the guest only once it takes 10.0.2.15, when its DHCP client next renews its lease (within 30 minutes) and is refused 10.0.2.16",
 			"to keep it, restore with --net user:cb"}},
-		// Repro B: cut off, renewals included.
+		// Repro B: offline until the hub's gateway refuses the renewal
+		// (the hub passes it from an address of its pool that no other
+		// MAC leases), or until the lease ends when another VM has it.
 		{"user, user:cb", user, "user:cb", []string{
-			"its VM was on --net user, where its guest has 10.0.2.15, and keeps it: --net user:cb leases the card's MAC an address of its own and drops every IPv4 and ARP frame the guest sends from another (but DHCP requests and ARP probes from 0.0.0.0), a DHCP renewal of 10.0.2.15 included, so unless it leases 10.0.2.15 the guest is cut off, -p forwards too, until its lease ends (within 60 minutes)",
-			"to keep it, restore with --net user"}},
-		{"user:cb, user:other", cb16, "user:other", []string{"--net user:other leases the card's MAC an address of its own", "a DHCP renewal of 10.0.2.16 included", "to keep it, restore with --net user:cb"}},
+			"its VM was on --net user, where its guest has 10.0.2.15, and keeps it: --net user:cb leases the card's MAC an address of its own, so unless that is 10.0.2.15 the guest is offline, -p forwards too, until its DHCP client next renews its lease (within 30 minutes) and is refused 10.0.2.15, or, if another VM on that network holds 10.0.2.15, until its lease ends (within 60 minutes) (or its network is restarted inside it); to keep it, restore with --net user\n"}},
+		{"user:cb, user:other", cb16, "user:other", []string{"--net user:other leases the card's MAC an address of its own, so unless that is 10.0.2.16", "is refused 10.0.2.16, or, if another VM on that network holds 10.0.2.16,", "to keep it, restore with --net user:cb"}},
 		{"socket by digest, another", long, "user:/tmp/other.sock", []string{"its VM was on a shared network whose name (over 16 bytes, a socket's path) the snapshot records only as a digest, where its guest has 10.0.2.21", "to keep it, restore with --net user:NAME for that network"}},
 		{"tap, user", tap, "user", []string{"its VM was on --net tap:tap0, where its guest has the address that network gave it, and keeps it: --net user leases the card's MAC 10.0.2.15", "when its DHCP client next asks for its lease and is refused the address that network gave it"}},
-		{"tap, user:cb", tap, "user:cb", []string{"--net user:cb leases the card's MAC an address of its own", "the guest is cut off, -p forwards too, until its lease ends and its DHCP client asks again from 0.0.0.0"}},
+		{"tap, user:cb", tap, "user:cb", []string{"--net user:cb leases the card's MAC an address of its own", "the guest is offline, -p forwards too, until its DHCP client next asks for its lease and is refused the address that network gave it, or, if another VM on that network holds it or it is not one that network leases, until its lease ends (or"}},
 		{"user, tap", user, "tap:tap0", []string{"its VM was on --net user, where its guest has 10.0.2.15, and keeps it: the network of --net tap:tap0 did not lease it and may not route it until the guest gets another there, when its DHCP client next renews its lease (within 30 minutes)", "to keep it, restore with --net user"}},
 		{"tap0, tap1", tap, "tap:tap1", []string{"the network of --net tap:tap1 did not lease it", "restore with --net tap:tap0"}},
 	}

@@ -784,11 +784,11 @@ func restoreNetWarning(n snapshot.Network, spec string) string {
 	}
 	// A user network's lease (own or shared) lasts an hour, renewed at
 	// half of it; a tap's network's is its own.
-	renew, expire := "when its DHCP client next asks for its lease", "until its lease ends"
+	renew, expire := "next asks for its lease", "until its lease ends"
 	if n.Addr.IsValid() {
 		addr = n.Addr.String()
 		if n.Kind != snapshot.NetTap {
-			renew, expire = "when its DHCP client next renews its lease (within 30 minutes)", "until its lease ends (within 60 minutes)"
+			renew, expire = "next renews its lease (within 30 minutes)", "until its lease ends (within 60 minutes)"
 		}
 	}
 	kind, name, _ := strings.Cut(spec, ":")
@@ -797,15 +797,32 @@ func restoreNetWarning(n snapshot.Network, spec string) string {
 		if n.Addr == netback.UserGuest {
 			return "" // the address this network leases: it routes it
 		}
-		return fmt.Sprintf("its VM was on %s, where its guest has %s, and keeps it: --net user leases the card's MAC %s, which -p forwards connect to, so they reach the guest only once it takes %s, %s and is refused %s (or its network is restarted inside it); its own connections go out meanwhile%s",
+		return fmt.Sprintf("its VM was on %s, where its guest has %s, and keeps it: --net user leases the card's MAC %s, which -p forwards connect to, so they reach the guest only once it takes %s, when its DHCP client %s and is refused %s (or its network is restarted inside it); its own connections go out meanwhile%s",
 			from, addr, netback.UserGuest, netback.UserGuest, renew, addr, keep)
 	case kind == "user":
-		return fmt.Sprintf("its VM was on %s, where its guest has %s, and keeps it: --net user:%s leases the card's MAC an address of its own and drops every IPv4 and ARP frame the guest sends from another (but DHCP requests and ARP probes from 0.0.0.0), a DHCP renewal of %s included, so unless it leases %s the guest is cut off, -p forwards too, %s and its DHCP client asks again from 0.0.0.0 (or its network is restarted inside it)%s",
-			from, addr, name, addr, addr, expire, keep)
+		return fmt.Sprintf("its VM was on %s, where its guest has %s, and keeps it: --net user:%s leases the card's MAC an address of its own, so unless that is %s the guest is offline, -p forwards too, %s",
+			from, addr, name, addr, sharedRejoinDelay(n, renew, expire)+keep)
 	default:
-		return fmt.Sprintf("its VM was on %s, where its guest has %s, and keeps it: the network of --net %s did not lease it and may not route it until the guest gets another there, %s (or its network is restarted inside it)%s",
+		return fmt.Sprintf("its VM was on %s, where its guest has %s, and keeps it: the network of --net %s did not lease it and may not route it until the guest gets another there, when its DHCP client %s (or its network is restarted inside it)%s",
 			from, addr, spec, renew, keep)
 	}
+}
+
+// sharedRejoinDelay says how long a guest that keeps the address n's
+// network leased it stays offline on a shared network that leased its
+// card another (renew, what its DHCP client does next, and expire as
+// restoreNetWarning words them): the hub passes the guest's DHCP renewal
+// from its old address to the gateway, which refuses it, when that
+// address is of its pool and no other MAC leases it, and drops it
+// otherwise, so that the guest then waits for its lease to end
+// (netback's rejoin note says the same).
+func sharedRejoinDelay(n snapshot.Network, renew, expire string) string {
+	addr, other := "the address that network gave it", "another VM on that network holds it or it is not one that network leases"
+	if n.Addr.IsValid() {
+		addr, other = n.Addr.String(), "another VM on that network holds "+n.Addr.String()
+	}
+	return fmt.Sprintf("until its DHCP client %s and is refused %s, or, if %s, %s (or its network is restarted inside it)",
+		renew, addr, other, expire)
 }
 
 // restoreNetMAC gives a restored VM's network card the snapshot's address,
