@@ -369,6 +369,15 @@ func benchAction(c *cli.Context) error {
 				return err
 			}
 			netOpts.NetworkPID, netOpts.NetworkVMs, netOpts.NetworkSettle = sn.PID, sn.VMs, sn.Settle
+			// Said once here: every VM is a clone with a MAC of its
+			// own, leased another address than its guest keeps.
+			if r := c.String("restore"); r != "" {
+				if sn, err := snapshotNet(r); err == nil {
+					if note := restoreJoinNote(sn, nc.Spec, "", netip.Addr{}, n); note != "" {
+						fmt.Fprintf(stderrOut, "smolvmm bench: note: --restore %s: %s\n", r, note)
+					}
+				}
+			}
 		}
 		return benchParallel(c, targets[0], n, bench.Config{Kernel: kernelName, Disks: c.StringSlice("disk"),
 			Append: c.String("append"), MemoryMiB: memoryMiB, Ready: c.String("ready"), Net: nc.Spec}, ready.Pattern, vmArgs, netOpts)

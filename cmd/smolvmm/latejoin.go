@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/smolvmm/smolvmm/netback"
@@ -91,6 +92,15 @@ func (l *lateBackend) backend() netback.Backend {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b
+}
+
+// addr is the address the joined network leased the card (invalid
+// before the join, or for a backend that leases none).
+func (l *lateBackend) addr() netip.Addr {
+	if a, ok := l.backend().(interface{ Addr() netip.Addr }); ok {
+		return a.Addr()
+	}
+	return netip.Addr{}
 }
 
 // ReadFrame waits for the join, then reads from the network.

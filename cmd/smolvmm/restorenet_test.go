@@ -233,6 +233,22 @@ func TestCLIRestoreNetRecorded(t *testing.T) {
 	if l := d.expect(t, " joined as "); !strings.Contains(l, " joined as "+lease.String()) {
 		t.Fatalf("the restore joined the hub as %q; want its lease, %s", l, lease)
 	}
+	// A clone with a MAC of its own is leased another address, which its
+	// guest, keeping the snapshot's, does not have: noted (it was cut off
+	// without a word).
+	out, stderr, status = runCLI(t, "run", "--restore", shared, "--mac", "52:54:00:aa:bb:01")
+	l := d.expect(t, " joined as ")
+	_, cloneAt, _ := strings.Cut(l, " joined as ")
+	note := "smolvmm run: note: --restore " + shared + ": its guest has " + lease.String() + ", which --net user:rn leased the snapshot's MAC, and keeps it: --mac 52:54:00:aa:bb:01 joined as " + strings.Fields(cloneAt)[0] + ", so a clone is offline"
+	if strings.Fields(cloneAt)[0] == lease.String() || status != 1 || !strings.HasSuffix(out, "count 5\r\ncounter: done\r\n") || !strings.HasPrefix(stderr, note) || strings.Count(stderr, "\n") != 1 {
+		t.Fatalf("clone: hub's log %q, status %d, output %q, stderr %q; want another address, the count to go on to 5, and one line starting %q", l, status, out, stderr, note)
+	}
+	// bench --parallel's clones each have a MAC of their own: said once.
+	bout, bstderr, status := runCLI(t, "bench", "--restore", shared, "--parallel", "2", "--ready", "count 4")
+	note = "smolvmm bench: note: --restore " + shared + ": its guest has " + lease.String() + ", which --net user:rn leased the snapshot's MAC, and keeps it: its 2 VMs join with MACs of their own, leased other addresses, so a clone is offline"
+	if status != 0 || !strings.Contains(bstderr, note) || strings.Count(bstderr, "note: --restore") != 1 {
+		t.Fatalf("bench --parallel 2: status %d, stdout %q, stderr %q; want status 0 and %q once", status, bout, bstderr, note)
+	}
 
 	own := filepath.Join(dir, "own.snap")
 	if _, stderr, status := runCLI(t, "run", "-k", kernel, "-m", "16", "-a", "n=5 at=2", "--snapshot", own, "--snapshot-exit"); status != 0 {
@@ -344,5 +360,43 @@ func TestRestoreNetDamaged(t *testing.T) {
 	path = writeNetSnapshot(t, dir, "intact", true, tap)
 	if got, err, _ := runRestoreNet(t, "--restore", path); err != nil || got != "tap:tap7" {
 		t.Fatalf("intact: restoreNet = %v, --net %q; want tap:tap7", err, got)
+	}
+}
+
+// TestRestoreJoinNote: a restore that rejoins the shared network its
+// snapshot records, where the card is leased another address than the
+// guest keeps (a --mac clone, --parallel's VMs, or a MAC whose lease
+// went to another VM), is noted: the guest was cut off without a word.
+func TestRestoreJoinNote(t *testing.T) {
+	cb16 := snapshot.Network{Kind: snapshot.NetShared, Name: "cb", Addr: addr16}
+	delay := "until its DHCP client next renews its lease (within 30 minutes) and is refused 10.0.2.16, or, if another VM on that network holds 10.0.2.16, until its lease ends (within 60 minutes) (or its network is restarted inside it)"
+	clone := ", so a clone is offline, -p forwards too, until its guest sends from its card's MAC (its driver keeps the snapshot's, read at attach) and, as the snapshot's MAC leases 10.0.2.16, its DHCP client asks again from 0.0.0.0 once its lease ends (within 60 minutes), or until its network is restarted inside it"
+	had := "its guest has 10.0.2.16, which --net user:cb leased the snapshot's MAC, and keeps it: "
+	tests := []struct {
+		name   string
+		snap   snapshot.Network
+		spec   string
+		mac    string
+		joined netip.Addr
+		clones int
+		want   string
+	}{
+		{"same address", cb16, "user:cb", "", addr16, 0, ""},
+		{"clone given the same address", cb16, "user:cb", "52:54:00:aa:bb:01", addr16, 0, ""},
+		{"another address", cb16, "user:cb", "", addr21, 0, had + "the network leased the MAC 10.0.2.21 now, so the guest is offline, -p forwards too, " + delay},
+		{"clone", cb16, "user:cb", "52:54:00:aa:bb:01", addr21, 0, had + "--mac 52:54:00:aa:bb:01 joined as 10.0.2.21" + clone},
+		{"parallel 1", cb16, "user:cb", "", netip.Addr{}, 1, had + "its VM joins with a MAC of its own, leased another address" + clone},
+		{"parallel 3", cb16, "user:cb", "", netip.Addr{}, 3, had + "its 3 VMs join with MACs of their own, leased other addresses" + clone},
+		// restoreNetWarning's case.
+		{"another network", cb16, "user:other", "", addr21, 0, ""},
+		{"no address recorded", snapshot.Network{Kind: snapshot.NetShared, Name: "cb"}, "user:cb", "", addr21, 0, ""},
+		{"own user network", snapshot.Network{Kind: snapshot.NetUser, Addr: addr15}, "user", "52:54:00:aa:bb:01", addr15, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := restoreJoinNote(tt.snap, tt.spec, tt.mac, tt.joined, tt.clones); got != tt.want {
+				t.Errorf("note\n%q; want\n%q", got, tt.want)
+			}
+		})
 	}
 }

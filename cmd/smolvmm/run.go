@@ -490,6 +490,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 			m.Close()
 		} else {
 			defer watchNIC(ctx, cancel, joined)()
+			noteRestoreJoin(c, lateNIC.nc, lateNIC.addr(), con.saved != nil) // snapshot.go
 		}
 	}
 	if err = kernelLoadError(err, cfg.Boot, kernelFile(cfg)); err != nil {

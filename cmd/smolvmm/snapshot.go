@@ -825,6 +825,58 @@ func sharedRejoinDelay(n snapshot.Network, renew, expire string) string {
 		renew, addr, other, expire)
 }
 
+// restoreJoinNote says what becomes of a guest restored onto the shared
+// network its snapshot records (spec, --net's), which it keeps the
+// address n records of, when the network's lease for the card is another:
+// joined is the address it leased a card of --mac's or the snapshot's
+// MAC ("" when several clones joined, each with a MAC of its own, as
+// --parallel's say). "" when the snapshot records another network
+// (restoreNetWarning spoke), no address, or the one joined. A clone's
+// guest sends from the snapshot's MAC, its driver's, whose lease holds
+// the address: the hub drops its frames until it takes its card's MAC,
+// and then its renewal of an address another MAC leases.
+func restoreJoinNote(n snapshot.Network, spec, mac string, joined netip.Addr, clones int) string {
+	if n.Kind != snapshot.NetShared || !n.Addr.IsValid() || !sameSnapshotNet(n, spec) || clones == 0 && joined == n.Addr {
+		return ""
+	}
+	had := fmt.Sprintf("its guest has %s, which --net %s leased the snapshot's MAC, and keeps it: ", n.Addr, spec)
+	if mac == "" && clones == 0 {
+		return had + fmt.Sprintf("the network leased the MAC %s now, so the guest is offline, -p forwards too, %s",
+			joined, sharedRejoinDelay(n, "next renews its lease (within 30 minutes)", "until its lease ends (within 60 minutes)"))
+	}
+	who := fmt.Sprintf("--mac %s joined as %s", mac, joined)
+	switch {
+	case clones == 1:
+		who = "its VM joins with a MAC of its own, leased another address"
+	case clones > 1:
+		who = fmt.Sprintf("its %d VMs join with MACs of their own, leased other addresses", clones)
+	}
+	return had + who + fmt.Sprintf(", so a clone is offline, -p forwards too, until its guest sends from its card's MAC (its driver keeps the snapshot's, read at attach) and, as the snapshot's MAC leases %s, its DHCP client asks again from 0.0.0.0 once its lease ends (within 60 minutes), or until its network is restarted inside it", n.Addr)
+}
+
+// noteRestoreJoin says restoreJoinNote's note on stderr for a restore
+// whose card nc joined its shared network at joined, in "\r\n" lines when
+// raw (the terminal is raw already).
+func noteRestoreJoin(c *cli.Context, nc netConfig, joined netip.Addr, raw bool) {
+	path := c.String("restore")
+	n, err := snapshotNet(path)
+	if err != nil {
+		return
+	}
+	// A --mac of the snapshot's own is no clone's.
+	mac := ""
+	if _, smac, err := snapshotNIC(path); err == nil && nc.MAC.String() != smac.String() {
+		mac = nc.MAC.String()
+	}
+	if note := restoreJoinNote(n, nc.Spec, mac, joined, 0); note != "" {
+		eol := "\n"
+		if raw {
+			eol = "\r\n"
+		}
+		fmt.Fprintf(stderrOut, "smolvmm %s: note: --restore %s: %s%s", commandSaid(c), path, note, eol)
+	}
+}
+
 // restoreNetMAC gives a restored VM's network card the snapshot's address,
 // which its guest goes on using, unless --mac gives a clone another.
 func restoreNetMAC(c *cli.Context, nc *netConfig) error {
