@@ -91,8 +91,11 @@ func TestRestoreNetDefault(t *testing.T) {
 		{"shared network", true, snapshot.Network{Kind: snapshot.NetShared, Name: "cb", Addr: addr16}, "user:cb", ""},
 		{"shared network's socket", true, snapshot.Network{Kind: snapshot.NetShared, Name: "/tmp/n.sock", Addr: addr16}, "user:/tmp/n.sock", ""},
 		{"tap", true, snapshot.Network{Kind: snapshot.NetTap, Name: "tap7"}, "tap:tap7", ""},
+		// A name over 16 bytes too, not only a socket's path.
+		{"shared network's long name", true, snapshot.Network{Kind: snapshot.NetShared, Name: "a-lab-network-of-30-characters", Addr: addr16}, "user",
+			"its VM was on a shared network whose name the snapshot records only as a digest (a name or socket path over 16 bytes), which the snapshot cannot name: give --net user:NAME for that network"},
 		{"shared network named by digest", true, snapshot.Network{Kind: snapshot.NetShared, Name: long, Addr: addr16}, "user",
-			"its VM was on a shared network whose name (over 16 bytes, a socket's path) the snapshot records only as a digest, which the snapshot cannot name: give --net user:NAME for that network"},
+			"its VM was on a shared network whose name the snapshot records only as a digest (a name or socket path over 16 bytes), which the snapshot cannot name: give --net user:NAME for that network"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,7 +156,7 @@ func TestRestoreNetWarning(t *testing.T) {
 		{"user, user:cb", user, "user:cb", []string{
 			"its VM was on --net user, where its guest has 10.0.2.15, and keeps it: --net user:cb leases the card's MAC an address of its own, so unless that is 10.0.2.15 the guest is offline, -p forwards too, until its DHCP client next renews its lease (within 30 minutes) and is refused 10.0.2.15, or, if another VM on that network holds 10.0.2.15, until its lease ends (within 60 minutes) (or its network is restarted inside it); to keep it, restore with --net user\n"}},
 		{"user:cb, user:other", cb16, "user:other", []string{"--net user:other leases the card's MAC an address of its own, so unless that is 10.0.2.16", "is refused 10.0.2.16, or, if another VM on that network holds 10.0.2.16,", "to keep it, restore with --net user:cb"}},
-		{"socket by digest, another", long, "user:/tmp/other.sock", []string{"its VM was on a shared network whose name (over 16 bytes, a socket's path) the snapshot records only as a digest, where its guest has 10.0.2.21", "to keep it, restore with --net user:NAME for that network"}},
+		{"socket by digest, another", long, "user:/tmp/other.sock", []string{"its VM was on a shared network whose name the snapshot records only as a digest (a name or socket path over 16 bytes), where its guest has 10.0.2.21", "to keep it, restore with --net user:NAME for that network"}},
 		{"tap, user", tap, "user", []string{"its VM was on --net tap:tap0, where its guest has the address that network gave it, and keeps it: --net user leases the card's MAC 10.0.2.15", "when its DHCP client next asks for its lease and is refused the address that network gave it"}},
 		{"tap, user:cb", tap, "user:cb", []string{"--net user:cb leases the card's MAC an address of its own", "the guest is offline, -p forwards too, until its DHCP client next asks for its lease and is refused the address that network gave it, or, if another VM on that network holds it or it is not one that network leases, until its lease ends (or"}},
 		{"user, tap", user, "tap:tap0", []string{"its VM was on --net user, where its guest has 10.0.2.15, and keeps it: the network of --net tap:tap0 did not lease it and may not route it until the guest gets another there, when its DHCP client next renews its lease (within 30 minutes)", "to keep it, restore with --net user"}},

@@ -714,7 +714,8 @@ func verifySnapshotHeader(path string) error {
 
 // snapshotNetSpec is the --net value of the network n records: "" when
 // none is recorded; named is false for a shared network the header holds
-// only the digest of the name of (a path over snapshot.MaxNetName bytes).
+// only the digest of the name of (a name or socket path over
+// snapshot.MaxNetName bytes).
 func snapshotNetSpec(n snapshot.Network) (spec string, named bool) {
 	switch n.Kind {
 	case snapshot.NetUser:
@@ -732,7 +733,7 @@ func describeSnapshotNet(n snapshot.Network) string {
 	if spec, named := snapshotNetSpec(n); named {
 		return "--net " + spec
 	}
-	return fmt.Sprintf("a %v network whose name (over %d bytes, a socket's path) the snapshot records only as a digest", n.Kind, snapshot.MaxNetName)
+	return fmt.Sprintf("a %v network whose name the snapshot records only as a digest (a name or socket path over %d bytes)", n.Kind, snapshot.MaxNetName)
 }
 
 // recordedNetName is the name a snapshot records of the network spec
