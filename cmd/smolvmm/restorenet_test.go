@@ -90,7 +90,8 @@ func TestRestoreNetDefault(t *testing.T) {
 		{"own user network", true, snapshot.Network{Kind: snapshot.NetUser, Addr: addr15}, "user", ""},
 		{"shared network", true, snapshot.Network{Kind: snapshot.NetShared, Name: "cb", Addr: addr16}, "user:cb", ""},
 		{"shared network's socket", true, snapshot.Network{Kind: snapshot.NetShared, Name: "/tmp/n.sock", Addr: addr16}, "user:/tmp/n.sock", ""},
-		{"tap", true, snapshot.Network{Kind: snapshot.NetTap, Name: "tap7"}, "tap:tap7", ""},
+		// An interface that exists: nothing said (TestRestoreNetTapCreated).
+		{"tap", true, snapshot.Network{Kind: snapshot.NetTap, Name: "lo"}, "tap:lo", ""},
 		// A name over 16 bytes too, not only a socket's path.
 		{"shared network's long name", true, snapshot.Network{Kind: snapshot.NetShared, Name: "a-lab-network-of-30-characters", Addr: addr16}, "user",
 			"its VM was on a shared network whose name the snapshot records only as a digest (a name or socket path over 16 bytes), which the snapshot cannot name: give --net user:NAME for that network"},
@@ -270,6 +271,18 @@ func TestCLIRestoreNetRecorded(t *testing.T) {
 	if status != 1 || !strings.HasSuffix(out, "count 5\r\ncounter: done\r\n") || !strings.HasPrefix(stderr, want) {
 		t.Fatalf("restore onto the shared network: status %d, output %q, stderr %q; want the count to go on to 5, stderr starting %q", status, out, stderr, want)
 	}
+
+	// The snapshot's network, stopped: the error says where --net came
+	// from, and which gives the VM a network of its own.
+	if err := d.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	for range d.lines {
+	}
+	_, stderr, status = runCLI(t, "run", "--restore", shared)
+	if want := "shared network is not running"; status != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "(--net user:rn is the network of --restore "+shared+"'s VM, taken as --net was not given: give --net user for a user network of the VM's own, or the --net you mean)") {
+		t.Fatalf("restore without its network: status %d, stderr %q; want status 1, %q and where --net came from", status, stderr, want)
+	}
 }
 
 // TestBenchParallelRestoreNet: bench --restore --parallel checks the
@@ -399,6 +412,33 @@ func TestRestoreJoinNote(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := restoreJoinNote(tt.snap, tt.spec, tt.mac, tt.joined, tt.clones); got != tt.want {
 				t.Errorf("note\n%q; want\n%q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRestoreNetTapCreated: a snapshot's tap that does not exist here,
+// taken as --net, is created for the VM without a word: a new tap on no
+// bridge, not the guest's network. Said when --net was not given.
+func TestRestoreNetTapCreated(t *testing.T) {
+	dir := t.TempDir()
+	missing := writeNetSnapshot(t, dir, "missing", true, snapshot.Network{Kind: snapshot.NetTap, Name: "rn2nosuch0"})
+	lo := writeNetSnapshot(t, dir, "lo", true, snapshot.Network{Kind: snapshot.NetTap, Name: "lo"})
+	tests := []struct {
+		name string
+		args []string
+		want string // stderr
+	}{
+		{"missing tap", []string{"--restore", missing},
+			"smolvmm smolvmm: warning: --restore " + missing + ": its VM was on --net tap:rn2nosuch0, and there is no tap rn2nosuch0 here: it is created for the VM (and removed when it ends), on no bridge, so the guest's network is not there unless one is set up; give --net for another network\n"},
+		{"missing tap given", []string{"--restore", missing, "--net", "tap:rn2nosuch0"}, ""},
+		{"interface there", []string{"--restore", lo}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err, stderr := runRestoreNet(t, tt.args...)
+			if err != nil || stderr != tt.want {
+				t.Fatalf("restoreNet = %v, stderr %q; want %q", err, stderr, tt.want)
 			}
 		})
 	}

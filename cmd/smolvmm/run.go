@@ -454,7 +454,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 	// Last before New, which owns the NIC from then on.
 	nicFailer, lateNIC, err := attachRunNIC(c, &cfg)
 	if err != nil {
-		return err
+		return snapshotNetError(c, err) // snapshot.go
 	}
 	if hasFlag(c, "net") {
 		// What --snapshot's and Ctrl-A s's headers record of it.
@@ -486,7 +486,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 	if err == nil && lateNIC != nil {
 		// The restore succeeded: its shared network is joined now.
 		joined, jerr := lateNIC.join()
-		if err = jerr; err != nil {
+		if err = snapshotNetError(c, jerr); err != nil {
 			m.Close()
 		} else {
 			defer watchNIC(ctx, cancel, joined)()

@@ -387,7 +387,7 @@ func newMachine(c *cli.Context, cfg vmm.Config) (*vmm.Machine, error) {
 		if errors.Is(err, vmm.ErrSnapshotDevices) {
 			// The devices come from the flags: a --net the snapshot
 			// contradicts, as restoreNet refuses before the restore.
-			return nil, usageStatus{fmt.Errorf("%w (give the network the snapshot's VM had, --net none when it had no network card, or leave out --net to take its kind)", err)}
+			return nil, usageStatus{fmt.Errorf("%w (give the network the snapshot's VM had, --net none when it had no network card, or leave out --net to take the snapshot's)", err)}
 		}
 		if isAs[*snapshot.MemorySizeError](err) { // advice.go
 			return nil, usageStatus{err} // -m given, and not the snapshot's size
@@ -685,6 +685,7 @@ func restoreNet(c *cli.Context) error {
 			return nil // --net's default
 		}
 		netFromSnapshot = path
+		warnCreatedTap(c, path, spec)
 		return c.Set("net", spec)
 	}
 	if c.IsSet("net") {
@@ -699,6 +700,33 @@ func restoreNet(c *cli.Context) error {
 		return usageErrorf("--mac %s: the VM of --restore %s had no network card, so there is none to give the address; drop --mac", mac, path)
 	}
 	return c.Set("net", "none")
+}
+
+// snapshotNetError notes on err, a failure to attach or join the network
+// restoreNet took from the snapshot (netFromSnapshot), that the user did
+// not name it, and which --net gives the VM one of its own.
+func snapshotNetError(c *cli.Context, err error) error {
+	if err == nil || netFromSnapshot == "" {
+		return err
+	}
+	return fmt.Errorf("%w (--net %s is the network of --restore %s's VM, taken as --net was not given: give --net user for a user network of the VM's own, or the --net you mean)", err, c.String("net"), netFromSnapshot)
+}
+
+// warnCreatedTap warns, once, that the tap the snapshot records (spec,
+// taken as --net) does not exist here and is created for the VM: a new
+// tap is on no bridge, so the guest's old network is not there.
+func warnCreatedTap(c *cli.Context, path, spec string) {
+	kind, name, _ := strings.Cut(spec, ":")
+	if kind != "tap" {
+		return
+	}
+	if _, child := os.LookupEnv(jailEnv); child {
+		return // said by the command's first run
+	}
+	if _, err := net.InterfaceByName(name); err == nil {
+		return
+	}
+	fmt.Fprintf(stderrOut, "smolvmm %s: warning: --restore %s: its VM was on --net %s, and there is no tap %s here: it is created for the VM (and removed when it ends), on no bridge, so the guest's network is not there unless one is set up; give --net for another network\n", commandSaid(c), path, spec, name)
 }
 
 // verifySnapshotHeader checks the digest over the header and the state
