@@ -16,11 +16,12 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 
 	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/netback/stackguest"
 )
 
-// sendThenClose serves each connection to a host TCP port with payload,
-// then closes it, until the test ends.
-func sendThenClose(t *testing.T, payload []byte) uint16 {
+// serveHost serves each connection to a host TCP port, until the test
+// ends, with handle, then closes it; it returns the port.
+func serveHost(t *testing.T, handle func(c *net.TCPConn)) uint16 {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -35,11 +36,31 @@ func sendThenClose(t *testing.T, payload []byte) uint16 {
 			}
 			go func() {
 				defer c.Close()
-				_, _ = c.Write(payload)
+				handle(c.(*net.TCPConn))
 			}()
 		}
 	}()
 	return uint16(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// sendThenClose serves each connection to a host TCP port with payload,
+// then closes it, until the test ends.
+func sendThenClose(t *testing.T, payload []byte) uint16 {
+	t.Helper()
+	return serveHost(t, func(c *net.TCPConn) { _, _ = c.Write(payload) })
+}
+
+// smallWindow gives g's connections a 4 KiB receive window that does not
+// grow: what a reply holds beyond it waits at the gateway.
+func smallWindow(t *testing.T, g *stackguest.Guest) {
+	t.Helper()
+	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4096, Default: 4096, Max: 4096}
+	moderate := tcpip.TCPModerateReceiveBufferOption(false)
+	for _, opt := range []tcpip.SettableTransportProtocolOption{&rcv, &moderate} {
+		if err := g.Stack.SetTransportProtocolOption(tcp.ProtocolNumber, opt); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // Once a relay is over (the host server sent its reply and closed, the
@@ -65,15 +86,7 @@ func TestNATDrainsBeforeFreeing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g, u := startGuestOn(t)
-			// A 4 KiB window that does not grow: the rest of the reply
-			// waits at the gateway.
-			rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4096, Default: 4096, Max: 4096}
-			moderate := tcpip.TCPModerateReceiveBufferOption(false)
-			for _, opt := range []tcpip.SettableTransportProtocolOption{&rcv, &moderate} {
-				if err := g.Stack.SetTransportProtocolOption(tcp.ProtocolNumber, opt); err != nil {
-					t.Fatal(err)
-				}
-			}
+			smallWindow(t, g)
 			port := sendThenClose(t, payload)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -131,27 +144,13 @@ func TestNATDrainsBeforeFreeing(t *testing.T) {
 // its slot 60 s.
 func TestNATGuestStillSendingWhenHostEnds(t *testing.T) {
 	g, u := startGuestOn(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.ReadFull(c, make([]byte, 1024))
-				_, _ = c.Write([]byte("HTTP/1.0 413 Payload Too Large\r\n\r\n"))
-			}()
-		}
-	}()
+	port := serveHost(t, func(c *net.TCPConn) {
+		_, _ = io.ReadFull(c, make([]byte, 1024))
+		_, _ = c.Write([]byte("HTTP/1.0 413 Payload Too Large\r\n\r\n"))
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, uint16(ln.Addr().(*net.TCPAddr).Port)))
+	c, err := g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, port))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,33 +183,18 @@ func TestNATGuestStillSendingWhenHostEnds(t *testing.T) {
 // window for ever (2,500 such connections took a shared network 660 MB).
 func TestNATHostResetAfterReplyStaysCounted(t *testing.T) {
 	g, u := startGuestOn(t)
-	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4096, Default: 4096, Max: 4096}
-	moderate := tcpip.TCPModerateReceiveBufferOption(false)
-	for _, opt := range []tcpip.SettableTransportProtocolOption{&rcv, &moderate} {
-		if err := g.Stack.SetTransportProtocolOption(tcp.ProtocolNumber, opt); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	smallWindow(t, g)
 	connected, reset := make(chan struct{}), make(chan struct{})
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
+	port := serveHost(t, func(c *net.TCPConn) {
 		<-connected // a reset before the guest's handshake refuses it
 		_, _ = c.Write(make([]byte, 200<<10))
-		_ = c.(*net.TCPConn).SetLinger(0)
+		_ = c.SetLinger(0)
 		c.Close()
 		close(reset)
-	}()
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, uint16(ln.Addr().(*net.TCPAddr).Port)))
+	c, err := g.DialTCP(ctx, netip.AddrPortFrom(netback.UserGateway, port))
 	if err != nil {
 		t.Fatal(err)
 	}
