@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,26 +15,76 @@ import (
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
+// queuedRun is what runQueued saw: Run's exit and error, the snapshot's
+// result, Close's error and the console's output.
+type queuedRun struct {
+	e                         vmm.Exit
+	runErr, snapErr, closeErr error
+	out                       string
+}
+
+// runQueued runs the vblk guest ("queued") on disk, snapshotted at ready
+// to w: by Machine.SnapshotAndExit, called from a goroutine the ready
+// event starts, when call; else by Config.SnapshotOnReady, with
+// Config.SnapshotExit as exit. Its devices are woken as each snapshot ends
+// (ServeAfterSnapshots), as a worker's notification that waited for the
+// snapshot is. It returns once Run has and the snapshot's result is in.
+func runQueued(t *testing.T, disk string, w io.Writer, call, exit bool) queuedRun {
+	t.Helper()
+	var out, log guests.Console
+	var m *vmm.Machine
+	var r queuedRun
+	snapped := make(chan struct{})
+	cfg := vmm.Config{Kernel: guest(t, "vblk"), Append: "queued", MemoryMiB: 32,
+		Disks: []blk.Spec{{Path: disk}}, Console: &out, Log: &log}
+	if call {
+		cfg.OnEvent = func(e vmm.Event) {
+			if e.Phase == vmm.PhaseReady {
+				go func() {
+					defer close(snapped)
+					_, r.snapErr = m.SnapshotAndExit(w)
+				}()
+			}
+		}
+	} else {
+		cfg.SnapshotOnReady, cfg.SnapshotExit = w, exit
+		cfg.OnSnapshot = func(_ vmm.SnapshotInfo, err error) {
+			defer close(snapped)
+			r.snapErr = err
+		}
+	}
+	m, err := vmm.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	t.Cleanup(vmm.ServeAfterSnapshots(m))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r.e, r.runErr = m.Run(ctx)
+	<-snapped
+	r.closeErr = m.Close()
+	r.out = out.String()
+	if r.runErr != nil {
+		t.Logf("log:\n%s", log.String())
+	}
+	return r
+}
+
 // TestSnapshotExitLeavesQueuedWrite: the vblk guest ("queued") has a
 // write of sector 2 in its disk's ring, not taken, when the snapshot is
 // taken. A machine that exits with its snapshot (Config.SnapshotExit,
 // Machine.SnapshotAndExit) leaves it there, even when its device is
-// woken for it as the snapshot ends (ServeAfterSnapshots, as a worker's
-// notification that waited for the snapshot is): the image stays as the
-// snapshot recorded it, a restore accepts it, and the restored guest's
-// write is made, once.
+// woken for it as the snapshot ends: the image stays as the snapshot
+// recorded it, a restore accepts it, and the restored guest's write is
+// made, once.
 func TestSnapshotExitLeavesQueuedWrite(t *testing.T) {
-	tests := []struct {
-		name string
-		// call: SnapshotAndExit from a goroutine the ready event
-		// starts, instead of Config.SnapshotOnReady with SnapshotExit.
-		call bool
-	}{
-		{"Config.SnapshotExit", false},
-		{"Machine.SnapshotAndExit", true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	for _, call := range []bool{false, true} {
+		name := "Config.SnapshotExit"
+		if call {
+			name = "Machine.SnapshotAndExit"
+		}
+		t.Run(name, func(t *testing.T) {
 			needKVM(t)
 			disk, img := diskImage(t)
 			path := filepath.Join(t.TempDir(), "vblk.snap")
@@ -42,46 +93,12 @@ func TestSnapshotExitLeavesQueuedWrite(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			var out, log guests.Console
-			var m *vmm.Machine
-			var snapErr error
-			snapped := make(chan struct{})
-			cfg := vmm.Config{Kernel: guest(t, "vblk"), Append: "queued", MemoryMiB: 32,
-				Disks: []blk.Spec{{Path: disk}}, Console: &out, Log: &log}
-			if tt.call {
-				cfg.OnEvent = func(e vmm.Event) {
-					if e.Phase == vmm.PhaseReady {
-						go func() {
-							defer close(snapped)
-							_, snapErr = m.SnapshotAndExit(f)
-						}()
-					}
-				}
-			} else {
-				cfg.SnapshotOnReady, cfg.SnapshotExit = f, true
-				cfg.OnSnapshot = func(_ vmm.SnapshotInfo, err error) {
-					defer close(snapped)
-					snapErr = err
-				}
+			r := runQueued(t, disk, f, call, true)
+			if r.runErr != nil || r.e.Reason != vmm.ExitSnapshot {
+				t.Fatalf("Run: exit %v, %v, want %v\n%s", r.e, r.runErr, vmm.ExitSnapshot, r.out)
 			}
-			m, err = vmm.New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			t.Cleanup(vmm.ServeAfterSnapshots(m))
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			e, err := m.Run(ctx)
-			if err != nil || e.Reason != vmm.ExitSnapshot {
-				t.Fatalf("Run: exit %v, %v, want %v\n%s\nlog:\n%s", e, err, vmm.ExitSnapshot, out.String(), log.String())
-			}
-			<-snapped
-			if snapErr != nil {
-				t.Fatalf("snapshot: %v", snapErr)
-			}
-			if err := m.Close(); err != nil {
-				t.Fatal(err)
+			if r.snapErr != nil || r.closeErr != nil {
+				t.Fatalf("snapshot: %v; Close: %v", r.snapErr, r.closeErr)
 			}
 			if b, err := os.ReadFile(disk); err != nil || !bytes.Equal(b, img) {
 				t.Fatalf("the exiting machine wrote its image after the snapshot (%v): sector 2 %q...", err, b[2*512:2*512+8])
@@ -134,47 +151,19 @@ func TestSnapshotWithoutExitServesOn(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			needKVM(t)
 			disk, _ := diskImage(t)
-			var out, log guests.Console
-			var m *vmm.Machine
-			var snapErr error
-			snapped := make(chan struct{})
-			cfg := vmm.Config{Kernel: guest(t, "vblk"), Append: "queued", MemoryMiB: 32,
-				Disks: []blk.Spec{{Path: disk}}, Console: &out, Log: &log}
+			var w io.Writer = new(bytes.Buffer)
 			if tt.failing {
-				cfg.OnEvent = func(e vmm.Event) {
-					if e.Phase == vmm.PhaseReady {
-						go func() {
-							defer close(snapped)
-							_, snapErr = m.SnapshotAndExit(&cutWriter{n: 1 << 20})
-						}()
-					}
-				}
-			} else {
-				cfg.SnapshotOnReady = new(bytes.Buffer)
-				cfg.OnSnapshot = func(_ vmm.SnapshotInfo, err error) {
-					defer close(snapped)
-					snapErr = err
-				}
+				w = &cutWriter{n: 1 << 20}
 			}
-			var err error
-			m, err = vmm.New(cfg)
-			if err != nil {
-				t.Fatal(err)
+			r := runQueued(t, disk, w, tt.failing, false)
+			if tt.failing != (r.snapErr != nil) {
+				t.Fatalf("snapshot: %v; want it to fail: %v", r.snapErr, tt.failing)
 			}
-			defer m.Close()
-			t.Cleanup(vmm.ServeAfterSnapshots(m))
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			e, err := m.Run(ctx)
-			<-snapped
-			if tt.failing != (snapErr != nil) {
-				t.Fatalf("snapshot: %v; want it to fail: %v", snapErr, tt.failing)
+			if r.runErr != nil {
+				t.Fatalf("Run: %v\n%s", r.runErr, r.out)
 			}
-			if err != nil {
-				t.Fatalf("Run: %v\n%s\nlog:\n%s", err, out.String(), log.String())
-			}
-			wantDebugExit(t, e, err, 0)
-			wantLines(t, out.String(), "vblk: queued write status 0\r\n", "vblk: ok\r\n")
+			wantDebugExit(t, r.e, r.runErr, 0)
+			wantLines(t, r.out, "vblk: queued write status 0\r\n", "vblk: ok\r\n")
 		})
 	}
 }
