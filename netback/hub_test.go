@@ -175,16 +175,7 @@ func serveName(t *testing.T, g *stackguest.Guest, name string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte(name))
-			c.Close()
-		}
-	}()
+	go acceptEach(ln, func(c net.Conn) { _, _ = c.Write([]byte(name)) })
 }
 
 // Each VM's forwards reach that VM; they stop when it leaves; another VM

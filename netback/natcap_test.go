@@ -235,6 +235,12 @@ func TestHubNATBuffers(t *testing.T) {
 // serveEcho echoes on each connection ln accepts all it reads, then
 // closes it, until ln is closed.
 func serveEcho(ln net.Listener) {
+	acceptEach(ln, func(c net.Conn) { _, _ = io.Copy(c, c) })
+}
+
+// acceptEach serves each connection ln accepts with handle on a goroutine
+// of its own, then closes it, until ln is closed.
+func acceptEach(ln net.Listener, handle func(c net.Conn)) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -242,7 +248,7 @@ func serveEcho(ln net.Listener) {
 		}
 		go func() {
 			defer c.Close()
-			io.Copy(c, c)
+			handle(c)
 		}()
 	}
 }

@@ -28,18 +28,7 @@ func serveHost(t *testing.T, handle func(c *net.TCPConn)) uint16 {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				handle(c.(*net.TCPConn))
-			}()
-		}
-	}()
+	go acceptEach(ln, func(c net.Conn) { handle(c.(*net.TCPConn)) })
 	return uint16(ln.Addr().(*net.TCPAddr).Port)
 }
 

@@ -3,7 +3,6 @@ package virtio_test
 import (
 	"testing"
 
-	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/virtio/virtiotest"
 )
 
@@ -13,20 +12,7 @@ import (
 // stays in the ring as the snapshot recorded it (a network card's frame
 // unsent, a disk's write not made), and Start serves it.
 func TestHoldKeepsQueuedRequests(t *testing.T) {
-	mem := guestmem.New(make([]byte, memSize))
-	dev := newFakeDev()
-	dev.sizes = []uint16{16}
-	pd, drv := stateRig(t, mem, dev)
-	if _, err := drv.Attach(0, []uint32{1}); err != nil {
-		t.Fatal(err)
-	}
-	ring, err := virtiotest.NewRing(mem, 1, 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resume := pd.Quiesce()
-	ring.Publish(ring.AddChain([]virtiotest.Buf{{Addr: 0x80000, Len: 8, Write: true}}))
-	drv.Notify(0) // the worker waits for the snapshot
+	mem, pd, ring, resume := queuedWhileQuiesced(t)
 	s := pd.State()
 	pd.Hold()
 	resume()

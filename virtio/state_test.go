@@ -55,10 +55,11 @@ func TestQuiesceWaitsForRequest(t *testing.T) {
 	}
 }
 
-// TestRestoreServesQueuedRequests: a request the guest queued while the
-// device was quiesced is in the snapshot's memory, not in the device's
-// state; the restored device serves it without a new notification.
-func TestRestoreServesQueuedRequests(t *testing.T) {
+// queuedWhileQuiesced is a device with one 16-entry queue, quiesced (a
+// snapshot under way), in whose ring the guest has queued a request for
+// 8 bytes at 0x80000 and notified it: the notification waits for resume.
+func queuedWhileQuiesced(t *testing.T) (*guestmem.Memory, *virtio.PCIDevice, *virtiotest.Ring, func()) {
+	t.Helper()
 	mem := guestmem.New(make([]byte, memSize))
 	dev := newFakeDev()
 	dev.sizes = []uint16{16}
@@ -72,7 +73,15 @@ func TestRestoreServesQueuedRequests(t *testing.T) {
 	}
 	resume := pd.Quiesce()
 	ring.Publish(ring.AddChain([]virtiotest.Buf{{Addr: 0x80000, Len: 8, Write: true}}))
-	drv.Notify(0) // the worker waits for the snapshot
+	drv.Notify(0)
+	return mem, pd, ring, resume
+}
+
+// TestRestoreServesQueuedRequests: a request the guest queued while the
+// device was quiesced is in the snapshot's memory, not in the device's
+// state; the restored device serves it without a new notification.
+func TestRestoreServesQueuedRequests(t *testing.T) {
+	mem, pd, ring, resume := queuedWhileQuiesced(t)
 	s := pd.State()
 	saved := append([]byte(nil), mem.Bytes()...)
 	resume()
