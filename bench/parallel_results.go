@@ -328,7 +328,14 @@ func (r *ParallelResults) Validate() error {
 // WriteText prints the counts, rates, start latencies, how many VMs
 // started without output, memory, and why each VM that failed did.
 func (r *ParallelResults) WriteText(w io.Writer) error {
-	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	// The first write error is the report's: later lines would only
+	// fail the same way.
+	var werr error
+	p := func(format string, args ...any) {
+		if werr == nil {
+			_, werr = fmt.Fprintf(w, format, args...)
+		}
+	}
 	p("%s: %d VMs started at once, %d MiB each (%s)\n", r.Config.Kernel, r.N, r.Config.MemoryMiB, r.System)
 	if r.Started == 0 {
 		// No time nor rate to give: zeros would read as measurements.
@@ -385,5 +392,5 @@ func (r *ParallelResults) WriteText(w io.Writer) error {
 	if shown > 10 {
 		p("... and %d more failed\n", shown-10)
 	}
-	return nil
+	return werr
 }
