@@ -300,6 +300,15 @@ func TestLoadLayout(t *testing.T) {
 			if len(p.Regions) != 7 || p.Regions[5].Addr != mod0 || p.Regions[6].Len != uint64(len(fsimg)) || p.Regions[4].Addr != ssym {
 				t.Errorf("regions %v", p.Regions)
 			}
+			// Low area, the kernel's two segments, its symbols, then the
+			// modules by the names and kinds given above.
+			wantWhats := []string{"stack: ", "bootinfo ", "segment 0", "segment 1", "symbols: ", "module miniroot.kmod (kmod)", "module /fs.img (fs)"}
+			for i, w := range wantWhats {
+				if i >= len(whats) || !strings.HasPrefix(whats[i], w) {
+					t.Errorf("regions in order %q, want them to start %q", whats, wantWhats)
+					break
+				}
+			}
 		})
 	}
 }

@@ -116,21 +116,12 @@ func outputTargetError(what, path string, err error) (_ error, ok bool) {
 	return err, false
 }
 
-// checkInputPath refuses, with inputFileError, an input path of flag that
-// cannot be found, before a library reports it in words of its own ("data
-// directory: stat PATH: ..."). Other faults are left to the library.
-func checkInputPath(flag, path string) error {
-	if _, err := os.Stat(path); err != nil {
-		return inputFileError(flag, path, path, err)
-	}
-	return nil
-}
-
-// checkInputDir is checkInputPath for a directory flag's value must name
-// (spec is the value, dir its path): one that is a file of another kind
-// is refused naming the flag, the kind and what to give (want: "a
-// directory to share"), where the library would say "data directory X
-// is not a directory".
+// checkInputDir refuses, with inputFileError, a directory flag's value
+// (spec is the value, dir its path) that cannot be found, before a library
+// reports it in words of its own; one that is a file of another kind is
+// refused naming the flag, the kind and what to give (want: "a directory
+// to share"), where the library would say "data directory X is not a
+// directory".
 func checkInputDir(flag, spec, dir, want string) error {
 	st, err := os.Stat(dir)
 	if err != nil {

@@ -42,9 +42,6 @@ type File struct {
 	Secs []Sec
 }
 
-// Shstrndx is the index .shstrtab gets.
-func (f File) Shstrndx() int { return len(f.Secs) + 1 }
-
 func (f File) class64() bool { return f.Class == 2 }
 
 func (f File) order() binary.ByteOrder {
