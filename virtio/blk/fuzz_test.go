@@ -31,6 +31,9 @@ func FuzzBlkRequest(f *testing.F) {
 	f.Add(uint32(blk.TypeGetID), uint64(0), []byte{16, 0, 0, 21, 0, 1}, uint8(1))
 	f.Add(uint32(blk.TypeIn), ^uint64(0), []byte{16, 0, 0, 0, 2, 1, 1, 0, 1}, uint8(0))
 	f.Add(uint32(99), uint64(0), []byte{8, 0, 0, 1, 0, 1}, uint8(0))
+	f.Add(uint32(blk.TypeBarrier|blk.TypeOut), uint64(62), []byte{16, 0, 0, 0, 4, 0, 1, 0, 1}, uint8(2))
+	f.Add(uint32(blk.TypeBarrier|blk.TypeIn), uint64(0), []byte{16, 0, 0, 0, 2, 1, 1, 0, 1}, uint8(1))
+	f.Add(uint32(blk.TypeBarrier|blk.TypeFlush), uint64(0), []byte{16, 0, 0, 1, 0, 1}, uint8(0))
 	f.Fuzz(func(t *testing.T, typ uint32, sector uint64, layout []byte, opts uint8) {
 		done := make(chan struct{})
 		go func() {
@@ -82,6 +85,9 @@ func blkRequest(t *testing.T, typ uint32, sector uint64, layout []byte, opts uin
 	if len(eff) >= 16 {
 		typ, sector = binary.LittleEndian.Uint32(eff), binary.LittleEndian.Uint64(eff[8:])
 	}
+	// BARRIER is a flag on the type: an IN or OUT with it moves data
+	// like one without, and the checks below hold for it too.
+	typ &^= blk.TypeBarrier
 	be := newMemBackend(diskSize)
 	copy(be.b, pattern(diskSize, 100))
 	ro := opts&2 != 0

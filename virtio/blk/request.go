@@ -16,7 +16,16 @@ const (
 	TypeIn    = 0
 	TypeOut   = 1
 	TypeFlush = 4
-	TypeGetID = 8
+	// TypeFlushOut is the legacy spelling of a flush some older drivers
+	// send; it is served as TypeFlush.
+	TypeFlushOut = 5
+	TypeGetID    = 8
+	// TypeBarrier is the legacy BARRIER flag, ORed into another type
+	// (Linux's virtio_blk up to 2.6.36 sets it on barrier requests even
+	// without F_BARRIER). It asks that the request be ordered after the
+	// earlier ones and before the later ones; the disk serves the type
+	// without it, as requests complete in order anyway (see serve).
+	TypeBarrier = 0x80000000
 )
 
 // Status values written in a request's last byte.
@@ -72,7 +81,12 @@ func (d *Disk) serve(rd, wr [][]byte) (status uint8, written uint32, fault error
 		return StatusIOErr, 0, nil
 	}
 	rd = advance(rd, HeaderSize)
-	typ := binary.LittleEndian.Uint32(hdr[0:])
+	// BARRIER only orders the request among the others, and that order
+	// holds already: Process serves one chain at a time on the worker
+	// goroutine, each read, write or fdatasync returning before its
+	// status is written and the next chain is taken, so every request is
+	// complete before a later one starts. Durability is FLUSH's to give.
+	typ := binary.LittleEndian.Uint32(hdr[0:]) &^ TypeBarrier
 	sector := binary.LittleEndian.Uint64(hdr[8:])
 	switch typ {
 	case TypeIn:
@@ -105,7 +119,7 @@ func (d *Disk) serve(rd, wr [][]byte) (status uint8, written uint32, fault error
 		d.writes.Add(1)
 		d.written.Add(n)
 		return StatusOK, 0, nil
-	case TypeFlush:
+	case TypeFlush, TypeFlushOut:
 		return d.flush(), 0, nil
 	case TypeGetID:
 		n := scatter(wr, d.serial[:])
