@@ -3,8 +3,10 @@
 //
 // # Requests
 //
-// IN (0), OUT (1), FLUSH (4) and GET_ID (8) are served; any other type is
-// answered UNSUPP. A request is a 16-byte header (type, reserved, sector)
+// IN (0), OUT (1), FLUSH (4) and GET_ID (8) are served, and the legacy
+// FLUSH_OUT (5) as a FLUSH; the legacy BARRIER flag (0x80000000) is taken on
+// any of them and asks nothing more, as requests complete in order. Any
+// other type, with or without the flag, is answered UNSUPP. A request is a 16-byte header (type, reserved, sector)
 // in the device-readable buffers, then data (readable for OUT, writable for
 // IN and GET_ID), then a one-byte status in the last writable byte. ld(4)
 // puts each in its own descriptor; merged layouts are accepted as well,
