@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,7 +39,10 @@ func DefaultCacheDir() (string, error) {
 // well, or not at all when it has no lock file or may not open it
 // (another user's, lockFileMode): readOnly is then set, and
 // only what is cached there may be used; the error of the write is
-// returned in readOnly.
+// returned in readOnly. A cache reached through another user's
+// directory or symbolic link (foreignPart) is refused to root, with its
+// *ForeignCacheError, and used read-only by anybody else, that error in
+// readOnly: nothing is made or written there.
 // A Fetch that fails before anything is cached removes the directories and
 // the lock file (removeEmpty, up to stop) while holding the lock, so a
 // process that waited on the removed file starts over with a new one; a
@@ -58,22 +62,40 @@ func lockDir(ctx context.Context, dir, stop string, wait func(holder string)) (u
 		// above a cache given elsewhere (one shared at /srv/cache),
 		// are readable by others: a cache may serve other users, which
 		// gives them no say in its lock (lockFileMode).
+		// A path through another user's directories is that user's
+		// to lead anywhere (foreignPart): root refuses it, anybody
+		// else only reads what is cached there. It is looked at again
+		// once the directories are made, as one made meanwhile in a
+		// directory anybody may write (/tmp) would be followed.
+		euid := geteuid()
+		foreign := foreignPart(dir, euid)
 		var err error
-		if parent := filepath.Dir(filepath.Dir(filepath.Dir(dir))); isHomeCache(parent) {
-			err = mkdirAll(parent, 0o700)
+		if foreign == nil {
+			if parent := filepath.Dir(filepath.Dir(filepath.Dir(dir))); isHomeCache(parent) {
+				err = mkdirAll(parent, 0o700)
+			}
+			if err == nil {
+				err = mkdirAll(dir, 0o755)
+			}
+			if errors.Is(err, os.ErrNotExist) && vanished < maxVanished {
+				vanished++
+				continue
+			}
+			if err != nil {
+				return nil, nil, cacheDirErr(fsErr("create cache directory", dir, err))
+			}
+			foreign = foreignPart(dir, euid)
 		}
-		if err == nil {
-			err = mkdirAll(dir, 0o755)
-		}
-		if errors.Is(err, os.ErrNotExist) && vanished < maxVanished {
-			vanished++
-			continue
-		}
-		if err != nil {
-			return nil, nil, cacheDirErr(fsErr("create cache directory", dir, err))
+		if foreign != nil && euid == 0 {
+			return nil, nil, foreign
 		}
 		path := filepath.Join(dir, ".lock")
-		f, err := openFile(path, os.O_CREATE|os.O_RDWR, lockFileMode)
+		var f *os.File
+		if foreign != nil {
+			err = foreign
+		} else {
+			f, err = openFile(path, os.O_CREATE|os.O_RDWR, lockFileMode)
+		}
 		if errors.Is(err, os.ErrNotExist) && vanished < maxVanished {
 			vanished++
 			continue
@@ -81,8 +103,11 @@ func lockDir(ctx context.Context, dir, stop string, wait func(holder string)) (u
 		if err == nil {
 			narrowLockFile(f)
 		}
-		if notWritable(err) {
-			readOnly = fsErr("create lock file", path, err)
+		if foreign != nil || notWritable(err) {
+			readOnly = foreign
+			if readOnly == nil {
+				readOnly = fsErr("create lock file", path, err)
+			}
 			if f, err = openFile(path, os.O_RDONLY, 0); err != nil {
 				// No lock to take, and none can be made: nobody
 				// who lacks it can write here either.
@@ -122,9 +147,88 @@ func lockDir(ctx context.Context, dir, stop string, wait func(holder string)) (u
 				f.Close()
 				return nil, nil, cacheDirErr(fsErr("create cache directory", filepath.Join(dir, sub), err))
 			}
+			// Another user's symlink here leads the downloads too.
+			if foreign := foreignPart(filepath.Join(dir, sub), euid); foreign != nil {
+				if euid == 0 {
+					f.Close()
+					return nil, nil, foreign
+				}
+				readOnly = foreign
+			}
 		}
 		return func() { f.Close() }, readOnly, nil
 	}
+}
+
+// geteuid is os.Geteuid, replaced in tests, which run as root, by one
+// that says another user.
+var geteuid = os.Geteuid
+
+// maxLinks bounds the symbolic links foreignPart follows, as the kernel
+// bounds a path's (40): the open that follows fails on more.
+const maxLinks = 40
+
+// foreignPart returns a *ForeignCacheError when a directory on cache
+// directory dir's path (from /), or a symbolic link followed on the way,
+// belongs to neither euid nor root: its owner may rename what is in it
+// or link it anywhere, so a process of another user would write its
+// directories, lock file and downloads where that owner leads, and trust
+// the digest files found there. nil when every part is euid's or root's;
+// what is missing (to be made by this process) and what cannot be looked
+// at (the mkdir or open that follows says why) end the walk.
+func foreignPart(dir string, euid int) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil
+	}
+	owned := func(p string, st os.FileInfo) error {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != euid && sys.Uid != 0 {
+			return &ForeignCacheError{Dir: dir, Path: p, UID: int(sys.Uid), Self: euid, Link: st.Mode()&fs.ModeSymlink != 0}
+		}
+		return nil
+	}
+	cur := "/"
+	if st, err := os.Lstat(cur); err == nil {
+		if err := owned(cur, st); err != nil {
+			return err
+		}
+	}
+	todo := strings.Split(abs, "/")
+	for links := 0; len(todo) > 0; {
+		name := todo[0]
+		todo = todo[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur) // cur holds no symbolic link
+			continue
+		}
+		next := filepath.Join(cur, name)
+		st, err := os.Lstat(next)
+		if err != nil {
+			return nil
+		}
+		if err := owned(next, st); err != nil {
+			return err
+		}
+		if st.Mode()&fs.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return nil
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return nil
+		}
+		if filepath.IsAbs(target) {
+			cur = "/"
+		}
+		todo = append(strings.Split(target, "/"), todo...)
+	}
+	return nil
 }
 
 // isHomeCache reports whether dir is ~/.cache, XDG_CACHE_HOME's default

@@ -38,6 +38,11 @@ var (
 	// reason than ErrCacheNotWritable's or ErrNoSpace's: a file system
 	// that takes no new directories there (/proc), say.
 	ErrCacheDir = errors.New("cache directory cannot be made")
+	// ErrForeignCache: the cache's path goes through a directory or
+	// symbolic link of a user who is neither this process's nor root,
+	// who could lead what is written there anywhere. The error is a
+	// *ForeignCacheError.
+	ErrForeignCache = errors.New("cache directory is another user's")
 	// ErrHTTP: the mirror answered with an unexpected HTTP status, or
 	// redirected in a loop.
 	ErrHTTP = errors.New("unexpected HTTP status")
@@ -100,3 +105,31 @@ func (e *ElsewhereError) Error() string { return e.Err.Error() }
 
 // Unwrap returns Err.
 func (e *ElsewhereError) Unwrap() error { return e.Err }
+
+// ForeignCacheError is a cache directory whose path goes through a
+// directory or symbolic link that belongs to neither this process's user
+// nor root: its owner may rename or link what is below it anywhere, so
+// that the directories, lock file and downloads would be written where
+// that user leads, checked against digest files that user wrote. Root
+// (a root run given another user's HOME, say) refuses such a cache and
+// writes nothing; another user reads what it holds but writes nothing
+// there either. Nothing's owner or mode is changed.
+type ForeignCacheError struct {
+	Dir  string // the cache directory, as given
+	Path string // the part of its path (from /) that belongs to UID
+	Link bool   // Path is a symbolic link
+	UID  int    // Path's owner
+	Self int    // this process's effective user
+}
+
+// Error names the cache, what belongs to another user, and both users.
+func (e *ForeignCacheError) Error() string {
+	what := ""
+	if e.Link {
+		what = ", a symbolic link,"
+	}
+	return fmt.Sprintf("cache directory %s: %v: %s%s belongs to uid %d, neither this process's user (uid %d) nor root", e.Dir, ErrForeignCache, e.Path, what, e.UID, e.Self)
+}
+
+// Is makes errors.Is(err, ErrForeignCache) true.
+func (e *ForeignCacheError) Is(target error) bool { return target == ErrForeignCache }

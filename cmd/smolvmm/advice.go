@@ -54,7 +54,12 @@ var adviceTable = []advice{
 	{is: isErr(fetch.ErrDigestMismatch), lib: "try another mirror", cli: "try another --mirror"},
 	{is: isErr(fetch.ErrNoSpace), cli: "free some space or choose another --cache directory"},
 	{is: isErr(fetch.ErrNoCacheDir), cli: "pass --cache DIR"},
-	{is: isErr(fetch.ErrCacheNotWritable), cli: "choose a cache directory you may write with --cache DIR or XDG_CACHE_HOME"},
+	// Before ErrCacheNotWritable's, which a non-root user's read-only
+	// use of such a cache matches too: one piece of advice.
+	{is: isAs[*fetch.ForeignCacheError], say: foreignCacheAdvice},
+	{is: func(err error) bool {
+		return errors.Is(err, fetch.ErrCacheNotWritable) && !errors.Is(err, fetch.ErrForeignCache)
+	}, cli: "choose a cache directory you may write with --cache DIR or XDG_CACHE_HOME"},
 	{is: isErr(fetch.ErrCacheDir), cli: "choose another cache directory with --cache DIR or XDG_CACHE_HOME"},
 	{is: bootDiskInUse, cli: "stop that VM, or give ,ro after the image's -d in both, or use a copy of the image"},
 	// A restore takes the snapshot's ,ro setting: ,ro against a
@@ -105,6 +110,19 @@ var adviceTable = []advice{
 	// A new directory: changing the owner or mode of the one given,
 	// which others may use (/tmp), would open it or shut them out.
 	{is: isAs[*sandbox.ChrootDirError], lib: sandbox.ChrootDirAdvice, cli: "give --chroot a new empty directory owned by root that only root may write, such as one made as root with mkdir -m 0755 NEWDIR"},
+}
+
+// foreignCacheAdvice is the advice for a cache reached through another
+// user's directory or link (a *fetch.ForeignCacheError): root kept
+// another user's HOME (sudo -E, or a sudo that keeps HOME), or a cache
+// was given below another user's directory. Nothing is chowned: the
+// cache is that user's.
+func foreignCacheAdvice(err error) string {
+	var fe *fetch.ForeignCacheError
+	if errors.As(err, &fe) && fe.Self == 0 {
+		return "root writes no cache another user may lead elsewhere: run with root's own HOME (sudo -H rather than sudo -E), or give --cache DIR or XDG_CACHE_HOME a directory of root's"
+	}
+	return "give --cache DIR or XDG_CACHE_HOME a directory of your own to download into"
 }
 
 // setUnreadableAdvice is the advice for a set the builder may not read
