@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/smolvmm/smolvmm/internal/usercache"
 )
 
 //go:embed src
@@ -103,11 +105,14 @@ func Names() []string {
 // Build compiles the named guest from the embedded sources with gcc and ld
 // into a per-user cache directory and returns the ELF's path. A cached
 // build of identical sources and flags is reused. It fails with an error
-// naming gcc or ld when the toolchain is missing.
+// naming gcc or ld when the toolchain is missing. Without HOME the cache
+// is a directory of this user's own under os.TempDir(); one of that name
+// that another user made or may write is refused, naming it: its builds
+// could be anybody's.
 func Build(name string) (string, error) {
-	dir, err := os.UserCacheDir()
+	dir, err := usercache.Dir()
 	if err != nil {
-		dir = os.TempDir()
+		return "", fmt.Errorf("guests: %w", err)
 	}
 	return BuildIn(filepath.Join(dir, "smolvmm-guests"), name)
 }

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/smolvmm/smolvmm/internal/usercache"
 )
 
 // RequireVar, set to "require", makes a missing Debian kernel fail the test
@@ -22,12 +24,12 @@ import (
 const RequireVar = "SMOLVMM_DEBIANKERNELS"
 
 // CacheDir is where package pkg is unpacked, in root/ below it:
-// $XDG_CACHE_HOME/smolvmm-test/debian/pkg (else ~/.cache/...).
+// $XDG_CACHE_HOME/smolvmm-test/debian/pkg (else ~/.cache/..., else, with
+// no HOME, below a directory of this user's own in the temporary
+// directory, or one of this process's where that is refused:
+// usercache.Root).
 func CacheDir(pkg string) string {
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
+	cache, _ := usercache.Root()
 	return filepath.Join(cache, "smolvmm-test", "debian", pkg)
 }
 

@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"github.com/ulikunitz/xz"
+
+	"github.com/smolvmm/smolvmm/internal/usercache"
 )
 
 // ErrUnavailable marks an ingredient this machine cannot provide (no
@@ -36,13 +38,13 @@ func unavailablef(format string, args ...any) error {
 }
 
 // CacheDir is where the rig keeps the unpacked Debian packages:
-// $XDG_CACHE_HOME/smolvmm-test/nestedkvm, else ~/.cache/smolvmm-test/nestedkvm
-// (the Debian packages of vmm's tests are next to it, in ../debian).
+// $XDG_CACHE_HOME/smolvmm-test/nestedkvm, else ~/.cache/smolvmm-test/nestedkvm,
+// else, with no HOME, the same below a directory of this user's own in the
+// temporary directory, or one of this process's where that is refused
+// (usercache.Root), never one another user could have filled (the Debian
+// packages of vmm's tests are next to it, in ../debian).
 func CacheDir() string {
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
+	cache, _ := usercache.Root()
 	return filepath.Join(cache, "smolvmm-test", "nestedkvm")
 }
 

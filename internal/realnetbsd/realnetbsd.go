@@ -19,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/smolvmm/smolvmm/internal/usercache"
 )
 
 // EnvVar names a directory holding netbsd.gz and miniroot.kmod.
@@ -73,12 +75,11 @@ func Dir() (string, error) {
 
 // CacheDir is where .ci/netbsd-kernel downloads the files:
 // $XDG_CACHE_HOME/smolvmm-test/netbsd/g4u-5.99.15, else
-// ~/.cache/smolvmm-test/netbsd/g4u-5.99.15.
+// ~/.cache/smolvmm-test/netbsd/g4u-5.99.15, else, with no HOME, the same
+// below a directory of this user's own in the temporary directory, or one
+// of this process's where that is refused (usercache.Root).
 func CacheDir() string {
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
+	cache, _ := usercache.Root()
 	return filepath.Join(cache, "smolvmm-test", "netbsd", "g4u-5.99.15")
 }
 
