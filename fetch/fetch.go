@@ -186,8 +186,13 @@ func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...strin
 	out, err := rel.fetch(ctx, sets)
 	if err != nil {
 		// Leave no directories and no lock for a release that does not
-		// exist or could not be reached; a kept .part file stays.
-		removeEmpty(dir, stop)
+		// exist or could not be reached; a kept .part file stays. A
+		// read-only cache made none of them in this call, and is
+		// left as it was: another user's, which this one may happen
+		// to write (a group's), is that user's to tidy.
+		if readOnly == nil {
+			removeEmpty(dir, stop)
+		}
 		return nil, err
 	}
 	return out, nil
