@@ -132,6 +132,19 @@ func (f *Fetcher) ReleaseDir(version, arch string) (string, error) {
 	return filepath.Join(root, version, arch), nil
 }
 
+// ForeignCache returns a *ForeignCacheError (matching ErrForeignCache)
+// when the path of dir, the cache or a directory inside it (a release's
+// Dir, its kernel or sets directory), goes from / through a directory or
+// symbolic link of a user who is neither this process's (effective) user
+// nor root; nil otherwise, a missing part ending the walk. Fetch refuses
+// such a cache to root and only reads it otherwise, whether or not the
+// file modes would let this user write there: that user could lead the
+// writes anywhere. What else writes into the cache (a stripped kernel, a
+// record beside the release) asks the same before writing.
+func ForeignCache(dir string) error {
+	return foreignPart(dir, geteuid())
+}
+
 // Fetch makes sure the release's kernel and the named sets (DefaultSet when
 // none) are in the cache and verified, downloading what is missing, and
 // returns where they are. A fully cached release costs no network I/O,
