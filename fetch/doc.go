@@ -23,4 +23,15 @@
 // A cache this
 // process may not write still serves what it holds, verified; a file it
 // lacks is refused (ErrCacheNotWritable).
+//
+// A cache reached through another user's directory or symbolic link (one
+// belonging to neither this process's user nor root, as when root runs with
+// that user's HOME) is refused to root, with a *ForeignCacheError matching
+// ErrForeignCache, before anything is made or read there: that user could
+// lead root's writes anywhere. Anybody else uses it read-only, even where
+// its modes would let them write (a group's): what it holds is served,
+// what it lacks is refused (ErrCacheNotWritable, with that error), and
+// nothing is made or removed there, a failed Fetch's empty directories
+// and lock file included. ForeignCache tells the same of a directory for
+// other writers into the cache.
 package fetch
