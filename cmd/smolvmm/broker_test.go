@@ -266,7 +266,7 @@ func TestCLISnapshotSymlink(t *testing.T) {
 	}
 }
 
-// TestBrokerContained: the broker of a VM started as root with --user,
+// TestBrokerContained: the broker of a VM started as root with --uid,
 // --chroot and --snapshot runs as that user with no capabilities, its
 // bounding set empty as the VMM's, under a seccomp filter of its own
 // with no_new_privs, outside the chroot (its root the host's, where the
@@ -280,7 +280,9 @@ func TestBrokerContained(t *testing.T) {
 	if !kvmUsable() || os.Geteuid() != 0 {
 		t.Skip("needs /dev/kvm and root")
 	}
-	nobody := nobodyUser(t) // contain_test.go
+	// A uid and gid of the VM's own, no one's: snapshots are refused for
+	// the host's nobody (checkSnapshotFlags).
+	user := sandbox.Credentials{UID: 61241, GID: 61241}
 	top := t.TempDir()
 	empty := filepath.Join(top, "empty")
 	snaps := filepath.Join(top, "snaps")
@@ -289,10 +291,10 @@ func TestBrokerContained(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Chown(snaps, nobody.UID, nobody.GID); err != nil {
+	if err := os.Chown(snaps, user.UID, user.GID); err != nil {
 		t.Fatal(err)
 	}
-	cmd, stderr := runningVM(t, nil, "--user", "nobody", "--chroot", empty, "--snapshot", filepath.Join(snaps, "s.snap"))
+	cmd, stderr := runningVM(t, nil, "--uid", strconv.Itoa(user.UID), "--gid", strconv.Itoa(user.GID), "--chroot", empty, "--snapshot", filepath.Join(snaps, "s.snap"))
 	children := childrenOf(cmd.Process.Pid)
 	if len(children) != 1 {
 		t.Fatalf("the VMM has children %v; want its broker alone\nstderr:\n%s", children, stderr)
@@ -311,7 +313,7 @@ func TestBrokerContained(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	checkFiltered(t, broker) // contain_test.go
-	want := fmt.Sprintf("%d\t%d\t%d\t%d", nobody.UID, nobody.UID, nobody.UID, nobody.UID)
+	want := fmt.Sprintf("%d\t%d\t%d\t%d", user.UID, user.UID, user.UID, user.UID)
 	for _, st := range procStatus(t, broker) {
 		if st["Uid"] != want || st["Groups"] != "" {
 			t.Errorf("%s: Uid %q, Groups %q; want %q, no groups", st["path"], st["Uid"], st["Groups"], want)
@@ -322,10 +324,10 @@ func TestBrokerContained(t *testing.T) {
 		name string
 		pid  int
 	}{{"broker", broker}, {"VMM", cmd.Process.Pid}} {
-		if errno := takeFD(t, nobody, p.pid, 2); errno == 0 {
-			t.Errorf("a process of uid %d took the %s's stderr (pidfd_getfd); want %v", nobody.UID, p.name, unix.EPERM)
+		if errno := takeFD(t, user, p.pid, 2); errno == 0 {
+			t.Errorf("a process of uid %d took the %s's stderr (pidfd_getfd); want %v", user.UID, p.name, unix.EPERM)
 		} else if errno != unix.EPERM {
-			t.Errorf("a process of uid %d taking the %s's stderr: pidfd_getfd: %v; want %v", nobody.UID, p.name, errno, unix.EPERM)
+			t.Errorf("a process of uid %d taking the %s's stderr: pidfd_getfd: %v; want %v", user.UID, p.name, errno, unix.EPERM)
 		}
 	}
 	if root, err := os.Readlink(fmt.Sprintf("/proc/%d/root", broker)); err != nil || root != "/" {

@@ -26,6 +26,7 @@ import (
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/consoleline"
 	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/sandbox"
 	"github.com/smolvmm/smolvmm/snapshot"
 	vnet "github.com/smolvmm/smolvmm/virtio/net"
 
@@ -98,7 +99,57 @@ func checkSnapshotFlags(c *cli.Context) error {
 			}
 		}
 	}
+	if err := checkSnapshotSharedUser(c); err != nil {
+		return err
+	}
 	return checkSnapshotTarget(c)
+}
+
+// checkSnapshotSharedUser refuses --snapshot when the VM drops to the
+// host's nobody, before anything is fetched, opened or created: the
+// flags' own mistakes (an unknown --user, --uid without --gid, no root)
+// are left to checkContainFlags, to be said first.
+func checkSnapshotSharedUser(c *cli.Context) error {
+	path := c.String("snapshot")
+	if path == "" || checkContainFlags(c) != nil { // contain.go
+		return nil
+	}
+	creds, err := dropTo(c) // contain.go
+	if err != nil || creds == nil {
+		return nil
+	}
+	return sharedSnapshotUserError(path, creds.UID)
+}
+
+// sharedSnapshotUserError refuses (status 2) the snapshots of a VM that
+// runs as uid when that is the host's nobody (sharedUID). They would be
+// its (snapshot.Target.AllowUser), and every other process running as
+// nobody could read the guest's memory in them. Kept root's instead, a
+// restore would trust them as root's (their disk paths included),
+// though a VMM its guest took over, running as nobody, wrote them.
+func sharedSnapshotUserError(path string, uid int) error {
+	if !sharedUID(uid) {
+		return nil
+	}
+	return usageErrorf("--snapshot %s: the VM would run as uid %d, the host's nobody, and its snapshots would be that user's, readable by every other process running as nobody (the guest's memory is in them); give the VM an account of its own: --user NAME of a dedicated account, or --uid N --gid N of ids no one else uses", path, uid)
+}
+
+// sharedUID reports whether uid is the host's nobody, which unrelated
+// processes run as: the uid user nobody has, 65534, or the kernel's
+// overflow uid (what an unmapped id shows as).
+func sharedUID(uid int) bool {
+	if uid == 65534 {
+		return true
+	}
+	if cr, err := sandbox.LookupUser("nobody"); err == nil && cr.UID == uid {
+		return true
+	}
+	b, err := os.ReadFile("/proc/sys/kernel/overflowuid")
+	if err != nil {
+		return false
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return err == nil && v == uid
 }
 
 // shareDirOf is --share spec's directory, without ,ro and with each
@@ -1157,7 +1208,9 @@ func (f *snapFailures) get() (int, error) {
 // the VM drops to (--user, --uid), if any, and refuses a directory that
 // user may not replace files in: a mistake in the flags (status 2), found
 // by run as it sets up and by up before it fetches. Without one, a file
-// this user may not replace (checkStickyOwner) is refused as well.
+// this user may not replace (checkStickyOwner) is refused as well. The
+// host's nobody is refused as checkSnapshotFlags refuses it
+// (sharedSnapshotUserError), for any caller that did not ask that first.
 func allowSnapshotUser(c *cli.Context, path string, t *snapshot.Target) error {
 	creds, err := dropTo(c) // contain.go
 	if err != nil {
@@ -1165,6 +1218,9 @@ func allowSnapshotUser(c *cli.Context, path string, t *snapshot.Target) error {
 	}
 	if creds == nil {
 		return checkStickyOwner(path, t, os.Geteuid())
+	}
+	if err := sharedSnapshotUserError(path, creds.UID); err != nil {
+		return err
 	}
 	err = t.AllowUser(creds.UID, creds.GID)
 	switch {

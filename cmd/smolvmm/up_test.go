@@ -726,14 +726,15 @@ func TestUpCommandBadArguments(t *testing.T) {
 		{"disk before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "-d", "x.img,bogus", "rescue"}, `unknown option "bogus"`, 2},
 		{"same host port before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "-p", "18080:80", "-p", "18080:81", "rescue"}, "host port tcp 18080 given twice", 2},
 		// As run refuses it: the snapshot is renamed into place after
-		// privileges are dropped (root's 0700 directory: nobody may not).
-		{"snapshot user before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "--user", "nobody",
+		// privileges are dropped (root's 0700 directory: uid 61241, no
+		// one's, may not).
+		{"snapshot user before fetch", []string{"up", "--cache", cache, "--mirror", "http://127.0.0.1:1/pub", "--uid", "61241", "--gid", "61241",
 			"--snapshot", filepath.Join(cache, "s.snap"), "-i", filepath.Join(t.TempDir(), "r.img"), "rescue"},
-			"--snapshot " + filepath.Join(cache, "s.snap") + ": uid 65534, which the VM runs as, may not replace files in " + cache, 2},
+			"--snapshot " + filepath.Join(cache, "s.snap") + ": uid 61241, which the VM runs as, may not replace files in " + cache, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if slices.Contains(tt.args, "--user") && os.Geteuid() != 0 {
+			if (slices.Contains(tt.args, "--user") || slices.Contains(tt.args, "--uid")) && os.Geteuid() != 0 {
 				t.Skip("needs root, to drop to another user")
 			}
 			_, err := runTestApp(t, []*cli.Command{upCommand()}, tt.args...)
