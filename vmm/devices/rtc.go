@@ -82,6 +82,10 @@ func NewRTC(now func() time.Time, memBytes uint64) *RTC {
 	r.ram[rtcA] = 0x26 // 32.768 kHz time base, 1024 Hz rate
 	r.ram[rtcB] = rtcB24h
 	r.ram[rtcD] = rtcDVRT
+	// Base memory in KiB (0x15/0x16): all below the VGA window, 640 KiB,
+	// as the BIOS data area and the boot protocols report it.
+	baseKiB := uint16(0xA0000 >> 10)
+	r.ram[0x15], r.ram[0x16] = uint8(baseKiB), uint8(baseKiB>>8)
 	// Extended memory above 1 MiB in KiB (0x17/0x18 and 0x30/0x31, capped
 	// at 0xFFFF) and above 16 MiB in 64 KiB units (0x34/0x35).
 	ext := uint64(0)
