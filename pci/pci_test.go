@@ -1,6 +1,7 @@
 package pci
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"strings"
@@ -155,36 +156,75 @@ func TestConfigSpace(t *testing.T) {
 	}
 }
 
+// TestBARSizingAndMove: a write setting every address bit of a BAR sizes
+// it (PCI Local Bus spec 3.0, 6.2.5.1): the read back is the size mask, the
+// BAR stays where it was. All ones is what Linux and NetBSD write; the
+// address bits alone, the type bits clear, is what some others write.
 func TestBARSizingAndMove(t *testing.T) {
-	h, c, f := setup(t)
-	var moved []uint64
-	h.OnBARMove = func(_ Function, bar int, old, new uint64) { moved = append(moved, old, new) }
-	c.write32(1, 0x10, 0xFFFFFFFF)
-	if got := c.read32(1, 0x10); got != 0xFFFFFFC1 {
-		t.Fatalf("sizing read %#x, want 0xFFFFFFC1 (64-byte I/O BAR)", got)
+	for _, sizing := range []uint32{0xFFFFFFFF, 0xFFFFFFFC, 0xFFFFFFFE} {
+		t.Run(fmt.Sprintf("%#x", sizing), func(t *testing.T) {
+			h, c, f := setup(t)
+			var moved []uint64
+			h.OnBARMove = func(_ Function, bar int, old, new uint64) { moved = append(moved, old, new) }
+			c.write32(1, 0x10, sizing)
+			if got := c.read32(1, 0x10); got != 0xFFFFFFC1 {
+				t.Fatalf("sizing read %#x, want 0xFFFFFFC1 (64-byte I/O BAR)", got)
+			}
+			if len(moved) != 0 {
+				t.Fatalf("sizing reported a move: %x", moved)
+			}
+			// While sizing, the device still decodes at its address.
+			d := make([]byte, 1)
+			if !c.pio.Read(IOBase+3, d) || d[0] != 3 {
+				t.Fatal("BAR not decoded during sizing")
+			}
+			c.write32(1, 0x10, IOBase|1)
+			if got := c.read32(1, 0x10); got != IOBase|1 {
+				t.Fatalf("restored BAR = %#x", got)
+			}
+			if len(moved) != 0 {
+				t.Fatalf("restore reported a move: %v", moved)
+			}
+			c.write32(1, 0x10, 0xD000)
+			if len(moved) != 2 || moved[0] != IOBase || moved[1] != 0xD000 {
+				t.Fatalf("moves %v", moved)
+			}
+			if c.pio.Read(IOBase, d) {
+				t.Fatal("old BAR address still decoded")
+			}
+			c.pio.Write(0xD004, []byte{9})
+			if len(f.dev.last) != 2 || f.dev.last[0] != 4 {
+				t.Fatalf("device saw %v", f.dev.last)
+			}
+		})
 	}
-	// While sizing, the device still decodes at its address.
-	d := make([]byte, 1)
-	if !c.pio.Read(IOBase+3, d) || d[0] != 3 {
-		t.Fatal("BAR not decoded during sizing")
-	}
-	c.write32(1, 0x10, IOBase|1)
-	if got := c.read32(1, 0x10); got != IOBase|1 {
-		t.Fatalf("restored BAR = %#x", got)
-	}
-	if len(moved) != 0 {
-		t.Fatalf("restore reported a move: %v", moved)
-	}
-	c.write32(1, 0x10, 0xD000)
-	if len(moved) != 2 || moved[0] != IOBase || moved[1] != 0xD000 {
-		t.Fatalf("moves %v", moved)
-	}
-	if c.pio.Read(IOBase, d) {
-		t.Fatal("old BAR address still decoded")
-	}
-	c.pio.Write(0xD004, []byte{9})
-	if len(f.dev.last) != 2 || f.dev.last[0] != 4 {
-		t.Fatalf("device saw %v", f.dev.last)
+}
+
+// TestConfigRead: Config.Read, which library callers reach with any
+// offset, reads the bytes of configuration space it covers and ones for
+// those outside it (below 0, or 256 and past), whatever the length.
+func TestConfigRead(t *testing.T) {
+	cfg := NewConfig(Header{VendorID: 0x1AF4, DeviceID: 0x1001, SubsystemVendorID: 0x1AF4, SubsystemID: 0xBEEF})
+	for _, tc := range []struct {
+		off  int
+		n    int
+		want []byte
+	}{
+		{0x00, 4, []byte{0xF4, 0x1A, 0x01, 0x10}},
+		{0x2E, 2, []byte{0xEF, 0xBE}},
+		{0xFC, 4, []byte{0, 0, 0, 0}},
+		{0xFE, 4, []byte{0, 0, 0xFF, 0xFF}},
+		{0xFF, 2, []byte{0, 0xFF}},
+		{0x100, 1, []byte{0xFF}},
+		{0x1000, 4, []byte{0xFF, 0xFF, 0xFF, 0xFF}},
+		{-1, 2, []byte{0xFF, 0xF4}},
+		{-4, 4, []byte{0xFF, 0xFF, 0xFF, 0xFF}},
+	} {
+		d := make([]byte, tc.n)
+		cfg.Read(tc.off, d)
+		if !bytes.Equal(d, tc.want) {
+			t.Errorf("Read(%#x, %d bytes) = % x, want % x", tc.off, tc.n, d, tc.want)
+		}
 	}
 }
 
@@ -219,21 +259,51 @@ type rc struct{ v []byte }
 func (r *rc) Read(_ uint64, d []byte)  { d[0] = 0x42 }
 func (r *rc) Write(_ uint64, d []byte) { r.v = append(r.v, d...) }
 
+// TestResetControlPort: mechanism #1 takes only full DWORD accesses to
+// 0xCF8 as CONFIG_ADDRESS's (PCI Local Bus spec 3.0, 3.2.2.3.2); byte and
+// word accesses to 0xCF8-0xCFB are ordinary I/O that nothing here claims
+// but the reset control register, a byte at 0xCF9: other reads float (all
+// ones), other writes reach nothing, and the latch keeps its address.
 func TestResetControlPort(t *testing.T) {
-	h, c, _ := setup(t)
-	r := &rc{}
-	h.ResetControl = r
-	c.pio.Write(0xCF8, le32(0x80000800))
-	c.pio.Write(0xCF9, []byte{0x06})
-	d := make([]byte, 1)
-	c.pio.Read(0xCF9, d)
-	if len(r.v) != 1 || r.v[0] != 6 || d[0] != 0x42 {
-		t.Fatalf("reset control saw %v, read %#x", r.v, d[0])
-	}
-	d4 := make([]byte, 4)
-	c.pio.Read(0xCF8, d4)
-	if binary.LittleEndian.Uint32(d4) != 0x80000800 {
-		t.Fatal("0xCF9 access changed the latch")
+	for _, tc := range []struct {
+		name     string
+		port     uint64
+		size     int
+		rc       bool   // a ResetControl is attached
+		wantRead []byte // what a read of the same port and size returns
+		wantRC   []byte // what the reset control saw written
+	}{
+		{"byte at 0xCF9", 0xCF9, 1, true, []byte{0x42}, []byte{0x06}},
+		{"byte at 0xCF9 with no reset control", 0xCF9, 1, false, []byte{0xFF}, nil},
+		{"word at 0xCF9", 0xCF9, 2, true, []byte{0xFF, 0xFF}, nil},
+		{"byte at 0xCF8", 0xCF8, 1, true, []byte{0xFF}, nil},
+		{"word at 0xCF8", 0xCF8, 2, true, []byte{0xFF, 0xFF}, nil},
+		{"byte at 0xCF8 with no reset control", 0xCF8, 1, false, []byte{0xFF}, nil},
+		{"byte at 0xCFA", 0xCFA, 1, true, []byte{0xFF}, nil},
+		{"word at 0xCFA", 0xCFA, 2, true, []byte{0xFF, 0xFF}, nil},
+		{"byte at 0xCFB", 0xCFB, 1, true, []byte{0xFF}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, c, _ := setup(t)
+			r := &rc{}
+			if tc.rc {
+				h.ResetControl = r
+			}
+			c.pio.Write(0xCF8, le32(0x80000800))
+			c.pio.Write(tc.port, []byte{0x06, 0x00}[:tc.size])
+			d := make([]byte, tc.size)
+			if !c.pio.Read(tc.port, d) || !bytes.Equal(d, tc.wantRead) {
+				t.Errorf("read % x, want % x", d, tc.wantRead)
+			}
+			if !bytes.Equal(r.v, tc.wantRC) {
+				t.Errorf("reset control saw % x written, want % x", r.v, tc.wantRC)
+			}
+			d4 := make([]byte, 4)
+			c.pio.Read(0xCF8, d4)
+			if got := binary.LittleEndian.Uint32(d4); got != 0x80000800 {
+				t.Errorf("latch %#x after the access, want 0x80000800", got)
+			}
+		})
 	}
 }
 
