@@ -3,8 +3,10 @@ package multiboot
 import (
 	"bytes"
 	"encoding/binary"
+	"testing"
 
 	"github.com/smolvmm/smolvmm/guestmem"
+	"golang.org/x/sys/unix"
 )
 
 // Addresses of the standard test kernel: linked at KERNBASE+1 MiB, loaded at
@@ -20,6 +22,21 @@ const (
 // tests see what the loader wrote and what it zeroed.
 func newMem(n int) *guestmem.Memory {
 	return guestmem.New(bytes.Repeat([]byte{fill}, n))
+}
+
+// sparseMem returns guest memory of n bytes mapped on demand, as the
+// machine maps it, its first testMem bytes filled with the fill pattern
+// (where the loader writes): for sizes no test should allocate. The test
+// is skipped, with the reason, where such a mapping is refused.
+func sparseMem(t *testing.T, n int) *guestmem.Memory {
+	t.Helper()
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		t.Skipf("mapping %d bytes of guest memory: %v", n, err)
+	}
+	t.Cleanup(func() { _ = unix.Munmap(b) })
+	copy(b, bytes.Repeat([]byte{fill}, testMem))
+	return guestmem.New(b)
 }
 
 // pattern returns n bytes counting from start, distinct from fill and 0.

@@ -204,6 +204,9 @@ func TestLoadErrors(t *testing.T) {
 		is    []error
 		msg   []string
 		need  uint64 // MemoryError.Need when non-zero
+		// memSize is the guest memory's size when not testMem: such
+		// memory is mapped on demand (sparseMem).
+		memSize int
 	}{
 		{name: "empty file", image: nil, is: []error{ErrNotMultiboot}, msg: []string{"the file is empty"}},
 		{name: "short file", image: make([]byte, 100), is: []error{ErrNotMultiboot}, msg: []string{"in the file's 100 bytes"}},
@@ -243,6 +246,14 @@ func TestLoadErrors(t *testing.T) {
 		{name: "truncated segment", image: std[:0x120], is: []error{ErrTruncated}, msg: []string{"segment 0"}},
 		{name: "truncated section headers", image: std[:len(std)-1], is: []error{ErrTruncated}, msg: []string{"section header table"}},
 		{name: "truncated program headers", image: phoffAt(std, uint32(len(std)-16)), is: []error{ErrTruncated}, msg: []string{"program header table"}},
+		// An ELF32 section header is 40 bytes (Elf32_Shdr): the table
+		// handed to the kernel is read in entries of that size.
+		{name: "section header entries of 48 bytes", image: shentsizeAt(std, 48), is: []error{ErrBadELF}, msg: []string{"e_shentsize 48, want 40"}},
+		{name: "section header entries of 32 bytes", image: shentsizeAt(std, 32), is: []error{ErrBadELF}, msg: []string{"e_shentsize 32, want 40"}},
+		{name: "section header entries of 0 bytes", image: shentsizeAt(std, 0), is: []error{ErrBadELF}, msg: []string{"e_shentsize 0, want 40"}},
+		// A 32-bit guest addresses 4 GiB: memory a page past that is
+		// refused before anything is read or written.
+		{name: "guest memory a page past 4 GiB", image: std, memSize: 1<<32 + 4096, is: []error{ErrAddressSpace}, msg: []string{"a 32-bit guest addresses at most 4096 MiB"}},
 		{name: "command line of 255 bytes", image: std, opts: Options{KernelName: "netbsd", Append: strings.Repeat("x", 255-7)},
 			is: []error{ErrCmdline}, msg: []string{"255 bytes", "limit is 254"}},
 		{name: "kernel name with a space", image: std, opts: Options{KernelName: "my kernel"}, is: []error{ErrCmdline}, msg: []string{`"my kernel"`}},
@@ -309,6 +320,9 @@ func TestLoadErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := newMem(testMem)
+			if tc.memSize != 0 {
+				mem = sparseMem(t, tc.memSize)
+			}
 			_, err := Load(mem, bytes.NewReader(tc.image), int64(len(tc.image)), tc.opts)
 			if err == nil {
 				t.Fatal("Load succeeded, want an error")
@@ -327,7 +341,7 @@ func TestLoadErrors(t *testing.T) {
 			if errors.As(err, &me) && tc.need != 0 && me.Need != tc.need {
 				t.Errorf("MemoryError.Need = %#x, want %#x", me.Need, tc.need)
 			}
-			if i := changed(mem.Bytes()); i >= 0 {
+			if i := changed(mem.Bytes()[:testMem]); i >= 0 {
 				t.Errorf("a refused kernel changed guest memory at %#x", i)
 			}
 		})
@@ -378,6 +392,13 @@ func TestFindHeader(t *testing.T) {
 	if off != 0x40 || h != want {
 		t.Errorf("FindHeader = %+v at %#x, want %+v at 0x40", h, off, want)
 	}
+}
+
+// shentsizeAt returns a copy of the ELF image b with e_shentsize set to n.
+func shentsizeAt(b []byte, n uint16) []byte {
+	b = bytes.Clone(b)
+	binary.LittleEndian.PutUint16(b[46:], n)
+	return b
 }
 
 // phoffAt returns a copy of the ELF image b with e_phoff set to off.
