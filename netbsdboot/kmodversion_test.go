@@ -96,6 +96,14 @@ func TestKmodVersion(t *testing.T) {
 			[]string{"built for NetBSD 10.1"}},
 		// Within 10000 of each other, as the release rule allows.
 		{"patch level apart, release", 2, 901000000, versionedKmod(2, "miniroot", 901000900, ""), nil},
+		// module_compatible's release rule is abs(v1 - v2) < 10000:
+		// 9999 apart either way loads, 10000 apart is refused.
+		{"9999 above, release", 2, 901000000, versionedKmod(2, "miniroot", 901009999, ""), nil},
+		{"9999 below, release", 2, 901000000, versionedKmod(2, "miniroot", 900990001, ""), nil},
+		{"10000 above, release", 2, 901000000, versionedKmod(2, "miniroot", 901010000, ""),
+			[]string{"(mi_version 901010000 in miniroot_modinfo), but the kernel is NetBSD 9.1 (901000000)", "module `miniroot' built for `901010000', system `901000000'"}},
+		{"10000 below, release", 2, 901000000, versionedKmod(2, "miniroot", 900990000, ""),
+			[]string{"(mi_version 900990000 in miniroot_modinfo), but the kernel is NetBSD 9.1 (901000000)"}},
 		{"-current, same version", 2, 1099001000, versionedKmod(2, "miniroot", 1099001000, ""), nil},
 		{"-current, another 10.99", 2, 1099001000, versionedKmod(2, "miniroot", 1099000900, ""),
 			[]string{"built for NetBSD 10.99.9 (mi_version 1099000900 in miniroot_modinfo), but the kernel is NetBSD 10.99.10 (1099001000)", "-current"}},

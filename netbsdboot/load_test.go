@@ -15,6 +15,7 @@ import (
 	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/guestmem"
 	"github.com/smolvmm/smolvmm/internal/bootelf/elftest"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -122,6 +123,19 @@ func gz(data []byte, parts ...int) []byte {
 
 func newMem() *guestmem.Memory {
 	return guestmem.New(bytes.Repeat([]byte{fill}, testMem))
+}
+
+// sparseMem returns zeroed guest memory of n bytes mapped on demand, as
+// the machine maps it: for sizes no test should allocate. The test is
+// skipped, with the reason, where such a mapping is refused.
+func sparseMem(t *testing.T, n int) *guestmem.Memory {
+	t.Helper()
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		t.Skipf("mapping %d bytes of guest memory: %v", n, err)
+	}
+	t.Cleanup(func() { _ = unix.Munmap(b) })
+	return guestmem.New(b)
 }
 
 // symLayout is where the symbol area's parts go, relative to its start:
@@ -1086,9 +1100,21 @@ func TestLoadMemoryErrors(t *testing.T) {
 			"segment 1: p_memsz 0xffffffff at 0x101000 ends at 0x100100fff, past the 4 GiB a 32-bit kernel addresses", "another machine"},
 		{"p_memsz wrapping", wraps.Build(), testMem, Options{Headroom: 1 << 20}, ErrBadELF, ErrTooLarge, 0,
 			"segment 1: p_memsz 0xfffffffffff00000 at 0x201000 ends past the 4 GiB a 32-bit kernel addresses", "another machine"},
+		// The kernel is entered in 32-bit mode, amd64's too: memory a
+		// page past the 4 GiB that addresses is refused, whatever the
+		// kernel, before the file is read.
+		{"guest memory a page past 4 GiB", stdKernel(1).Build(), 1<<32 + 4096, Options{}, ErrAddressSpace, ErrTooLarge, 0,
+			"a 32-bit entry addresses at most 4096 MiB", ""},
+		{"amd64, guest memory a page past 4 GiB", stdKernel(2).Build(), 1<<32 + 4096, Options{}, ErrAddressSpace, ErrTooLarge, 0,
+			"a 32-bit entry addresses at most 4096 MiB", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mem := guestmem.New(make([]byte, tc.memSize))
+			var mem *guestmem.Memory
+			if tc.memSize > 1<<32 {
+				mem = sparseMem(t, tc.memSize)
+			} else {
+				mem = guestmem.New(make([]byte, tc.memSize))
+			}
 			_, err := Load(mem, bytes.NewReader(tc.image), int64(len(tc.image)), tc.opts)
 			if err == nil {
 				t.Fatal("Load succeeded, want an error")
