@@ -95,6 +95,14 @@ func TestRefusals(t *testing.T) {
 		copy(b[digestOff:], d[:])
 		return b
 	}
+	// restate signs the header with the state read from where its state
+	// offset field says it is.
+	restate := func(b []byte) []byte {
+		off := le.Uint64(b[24:])
+		d := digest(b[:HeaderSize], b[off:off+le.Uint64(b[32:])])
+		copy(b[digestOff:], d[:])
+		return b
+	}
 	tests := []struct {
 		name   string
 		edit   func(b []byte) []byte
@@ -151,6 +159,12 @@ func TestRefusals(t *testing.T) {
 		// digest.
 		{"header size 127", func(b []byte) []byte { le.PutUint32(b[12:], HeaderSize-1); return resign(b) }, ErrCorrupt, "header size 127, want 128"},
 		{"header size 129", func(b []byte) []byte { le.PutUint32(b[12:], HeaderSize+1); return resign(b) }, ErrCorrupt, "header size 129, want 128"},
+		// The state follows the header directly; the digest is put back
+		// as over the state where the field would put it, so that only
+		// the field check can refuse it.
+		{"state offset 127", func(b []byte) []byte { le.PutUint64(b[24:], HeaderSize-1); return restate(b) }, ErrCorrupt, "state offset 127, want 128"},
+		{"state offset 129", func(b []byte) []byte { le.PutUint64(b[24:], HeaderSize+1); return restate(b) }, ErrCorrupt, "state offset 129, want 128"},
+		{"state offset a page", func(b []byte) []byte { le.PutUint64(b[24:], PageSize); return restate(b) }, ErrCorrupt, "state offset 4096, want 128"},
 		// Version 8 had bytes 107-127 reserved, zero: what a version-9
 		// header records there is corrupt in a version-8 one.
 		{"version 8, network recorded", func(b []byte) []byte {
