@@ -28,6 +28,7 @@ type fakeDev struct {
 
 	mu        sync.Mutex
 	cfg       [8]byte
+	cfgSize   int // ConfigSize's answer when not 0, else len(cfg)
 	outside   int // config accesses that did not fit in cfg
 	activated []uint32
 	resets    int
@@ -49,7 +50,12 @@ func newFakeDev() *fakeDev {
 func (f *fakeDev) Type() uint16         { return f.typ }
 func (f *fakeDev) Features() uint32     { return f.features }
 func (f *fakeDev) QueueSizes() []uint16 { return f.sizes }
-func (f *fakeDev) ConfigSize() int      { return len(f.cfg) }
+func (f *fakeDev) ConfigSize() int {
+	if f.cfgSize != 0 {
+		return f.cfgSize
+	}
+	return len(f.cfg)
+}
 func (f *fakeDev) ReadConfig(off int, data []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -354,9 +360,15 @@ func TestResetAndQueueSizeStable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
+		d.Write16(virtio.RegQueueSelect, 1)
 		d.SetStatus(0)
 		if got := d.Status(); got != 0 {
 			t.Fatalf("status after reset %#x", got)
+		}
+		// A reset selects queue 0 again (as QEMU's virtio_reset does):
+		// queue registers read before any select are queue 0's.
+		if got := d.Read16(virtio.RegQueueSelect); got != 0 {
+			t.Errorf("reset %d: queue select %d, want 0", i, got)
 		}
 		if got := d.Read32(virtio.RegGuestFeatures); got != 0 {
 			t.Errorf("guest features after reset %#x", got)
@@ -639,6 +651,12 @@ func TestNewPCIDeviceRejects(t *testing.T) {
 		{"type 0", func(f *fakeDev) { f.typ = 0 }, "virtio type 0: must be 1 to 64"},
 		{"type 65", func(f *fakeDev) { f.typ = 65 }, "virtio type 65: must be 1 to 64"},
 		{"type 0xFFFF", func(f *fakeDev) { f.typ = 0xFFFF }, "virtio type 65535: must be 1 to 64"},
+		// The registers and the configuration space share BAR0, which as
+		// an I/O BAR holds at most 256 bytes (PCI Local Bus spec 3.0,
+		// 6.2.5.1): 20 of registers leave 236.
+		{"config size 237", func(f *fakeDev) { f.cfgSize = 237 }, "virtio type 1: config size 237: must be 0 to 236"},
+		{"config size 1000", func(f *fakeDev) { f.cfgSize = 1000 }, "config size 1000: must be 0 to 236"},
+		{"config size -1", func(f *fakeDev) { f.cfgSize = -1 }, "config size -1: must be 0 to 236"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeDev()
@@ -668,6 +686,17 @@ func TestNewPCIDeviceRejects(t *testing.T) {
 		}
 		pd.Close()
 	}
+	// The largest configuration space fills BAR0's 256 bytes.
+	f := newFakeDev()
+	f.cfgSize = 256 - virtio.RegConfig
+	pd, err := virtio.NewPCIDevice(mem, f, nil, nil)
+	if err != nil {
+		t.Fatalf("config size %d: %v", f.cfgSize, err)
+	}
+	if _, size := pd.PCIConfig().BAR(0); size != 256 {
+		t.Errorf("config size %d: BAR0 of %d bytes, want 256", f.cfgSize, size)
+	}
+	pd.Close()
 }
 
 func TestClose(t *testing.T) {
