@@ -69,7 +69,10 @@ func Example() {
 	// 27 changes
 }
 
-// Match reads names as userconf does, plus attachment names.
+// Match reads names as userconf does, plus attachment names. A unit
+// ("com0") names a fixed entry of that unit only, never a Star entry: ld0
+// names nothing in a kernel with only "ld*" entries, nor com2 where the
+// "com*" entries are numbered from 2.
 func ExampleKernel_Match() {
 	f, err := kstrip.ReadFile("testdata/netbsd-tiny")
 	if err != nil {
@@ -81,7 +84,7 @@ func ExampleKernel_Match() {
 		fmt.Println(err)
 		return
 	}
-	for _, name := range []string{"com", "com0", "com*", "com_isa", "vioff"} {
+	for _, name := range []string{"com", "com0", "com2", "com*", "com_isa", "ld0", "vioff"} {
 		var labels []string
 		for _, i := range k.Match(name) {
 			labels = append(labels, k.Entries[i].Label()+"@"+k.Entries[i].Attach)
@@ -92,8 +95,10 @@ func ExampleKernel_Match() {
 	// Output:
 	// com [com0@com_isa com1@com_isa com*@com_puc com*@com_acpi]
 	// com0 [com0@com_isa]
+	// com2 []
 	// com* [com*@com_puc com*@com_acpi]
 	// com_isa [com0@com_isa com1@com_isa]
+	// ld0 []
 	// vioff []
 	// did you mean [vioif] [com com0 com1]
 }

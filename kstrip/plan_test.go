@@ -364,13 +364,17 @@ func TestCanBeUnit(t *testing.T) {
 	}
 }
 
+// TestUnknownNames: a misspelt name, or a unit no fixed entry has, is
+// refused with suggestions. "ld0" is such a unit in a kernel whose ld
+// entries are all "ld*": userconf reads a unit as a fixed entry's, so it
+// must not disable every ld.
 func TestUnknownNames(t *testing.T) {
 	k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic}))
-	_, err := k.Plan(Plan{Strip: true, Keep: []string{"vioff", "mainbus"}, Disable: []string{"com7"}})
+	_, err := k.Plan(Plan{Strip: true, Keep: []string{"vioff", "mainbus"}, Disable: []string{"com7", "ld0"}})
 	if !errors.Is(err, ErrUnknownName) {
 		t.Fatalf("err = %v, want ErrUnknownName", err)
 	}
-	for _, want := range []string{`keep name "vioff"`, "did you mean vioif", `disable name "com7"`, "com0", "com1"} {
+	for _, want := range []string{`keep name "vioff"`, "did you mean vioif", `disable name "com7"`, "com0", "com1", `disable name "ld0"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
