@@ -1,6 +1,9 @@
 package kstrip
 
 import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -18,8 +21,12 @@ func TestLayoutChoice(t *testing.T) {
 		{Name: "com", Attach: "com_isa", Unit: 1, Parent: par("isa", "", 0)},
 	}
 	tests := []struct {
-		name    string
-		o       kstriptest.Options
+		name string
+		o    kstriptest.Options
+		// descsz, when not nil, is written over the ident note's n_descsz:
+		// a NetBSD note whose desc is not the 4-byte __NetBSD_Version__
+		// names no version, and the table decides alone.
+		descsz  *uint32
 		packed  bool
 		wantErr []string // substrings of the ErrLayout error; nil for none
 	}{
@@ -32,6 +39,8 @@ func TestLayoutChoice(t *testing.T) {
 		{name: "9.99 note, 10.x table", o: kstriptest.Options{Version: 999008000, Layout: 10}, packed: true},
 		{name: "all notfound with a 10.0 note", o: kstriptest.Options{Version: kstriptest.Version10, Entries: notFound}, packed: true},
 		{name: "all notfound with a 9.1 note", o: kstriptest.Options{Version: kstriptest.Version91, Entries: notFound}},
+		{name: "10.0 note without a desc, 9.x table", o: kstriptest.Options{Version: kstriptest.Version10, Layout: 9}, descsz: new(uint32(0))},
+		{name: "9.1 note with a 2-byte desc, 10.x table", o: kstriptest.Options{Version: kstriptest.Version91, Layout: 10}, descsz: new(uint32(2)), packed: true},
 		{
 			name:    "10.0 note, 9.x table",
 			o:       kstriptest.Options{Version: kstriptest.Version10, Layout: 9},
@@ -62,6 +71,9 @@ func TestLayoutChoice(t *testing.T) {
 			}
 			t.Run(tc.name+"/"+itoa(int64(bits)), func(t *testing.T) {
 				data := readFile(t, buildKernel(t, o))
+				if tc.descsz != nil {
+					setNoteDescsz(t, data, *tc.descsz)
+				}
 				k, err := Parse(data)
 				if tc.wantErr != nil {
 					if !errors.Is(err, ErrLayout) {
@@ -81,6 +93,13 @@ func TestLayoutChoice(t *testing.T) {
 				}
 				if k.lay.packed != tc.packed {
 					t.Fatalf("read as %s", k.lay.name())
+				}
+				wantVersion := o.Version
+				if o.NoNote || tc.descsz != nil {
+					wantVersion = 0
+				}
+				if k.Version() != wantVersion {
+					t.Errorf("version %d, want %d", k.Version(), wantVersion)
 				}
 				for i, w := range o.Entries {
 					if e := k.Entries[i]; e.Unit != w.Unit || e.State != State(w.State) {
@@ -124,4 +143,19 @@ func TestNetBSD10Strip(t *testing.T) {
 			}
 		}
 	}
+}
+
+// setNoteDescsz writes n over the n_descsz of the note that begins
+// section .note.netbsd.ident of the little-endian image, in place.
+func setNoteDescsz(t *testing.T, image []byte, n uint32) {
+	t.Helper()
+	f, err := elf.NewFile(bytes.NewReader(image))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.Section(".note.netbsd.ident")
+	if s == nil || s.Size < 12 {
+		t.Fatal("no .note.netbsd.ident")
+	}
+	binary.LittleEndian.PutUint32(image[s.Offset+4:], n)
 }
