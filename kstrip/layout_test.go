@@ -20,6 +20,7 @@ func TestLayoutChoice(t *testing.T) {
 		{Name: "mainbus", Attach: "mainbus"},
 		{Name: "com", Attach: "com_isa", Unit: 1, Parent: par("isa", "", 0)},
 	}
+	state5 := []kstriptest.Entry{{Name: "mainbus", Attach: "mainbus", State: 5}}
 	tests := []struct {
 		name string
 		o    kstriptest.Options
@@ -55,6 +56,18 @@ func TestLayoutChoice(t *testing.T) {
 			name:    "fits neither",
 			o:       kstriptest.Options{NoNote: true, Entries: []kstriptest.Entry{{Name: "mainbus", Attach: "mainbus", State: 0x0707}}},
 			wantErr: []string{"fits neither", "cf_fstate 1799 at file offset", "cf_fstate 7 at file offset"},
+		},
+		// NetBSD defines cf_fstate 0 to 4 (FSTATE_NOTFOUND to
+		// FSTATE_DNOTFOUND); 5 is the first it does not.
+		{
+			name:    "9.1 note, cf_fstate 5",
+			o:       kstriptest.Options{Version: kstriptest.Version91, Entries: state5},
+			wantErr: []string{"NetBSD version 901000000", "cf_fstate 5 at file offset", "(0 to 4)"},
+		},
+		{
+			name:    "10.0 note, cf_fstate 5",
+			o:       kstriptest.Options{Version: kstriptest.Version10, Entries: state5},
+			wantErr: []string{"fits neither", "cf_fstate 5 at file offset", "(0 to 4)"},
 		},
 		{
 			name:    "no note, all notfound",
