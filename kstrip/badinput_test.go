@@ -157,6 +157,15 @@ func TestBadInput(t *testing.T) {
 			put32(b, k.Entries[7].Offset+20, 0xfffffff0)
 			return b
 		}, []error{ErrNotMapped}, []string{"cfdata[7]", "cf_pspec"}},
+		// struct cfparent is 12 bytes on i386 (cfp_iattr, cfp_parent,
+		// cfp_unit): one whose last byte is past the file-backed end of
+		// its segment is refused, not read from what follows in the file.
+		{"cfparent a byte past its segment", func() []byte {
+			b := clone(orig)
+			_, p := loadOf(t, b, uint64(k.Offset()))
+			put32(b, k.Entries[7].Offset+20, uint32(p.Vaddr+p.Filesz-11))
+			return b
+		}, []error{ErrNotMapped}, []string{"cfdata[7]", "cf_pspec", "runs past its segment"}},
 		// GENERIC_KASLR is linked -r -d (Makefile.amd64:77): ET_REL,
 		// with the ident note, locore's start and a cfdata at section
 		// offset 0, which read as an address gave "no all-zero
