@@ -263,9 +263,32 @@ func TestDisableEnable(t *testing.T) {
 	}
 }
 
+// scsibusFrom2 has config(1) number scsibus* from 2 (after scsibus1),
+// and sd0 attach at scsibus0, which no entry can be: no fixed scsibus0,
+// and the Star entry's units start above it.
+const scsibusFrom2 = `
+device mainbus: pcibus
+attach mainbus at root
+device pci: pci
+attach pci at pcibus
+device ahc: scsi
+attach ahc at pci with ahc_pci
+device scsibus: scsibus
+attach scsibus at scsi
+device sd
+attach sd at scsibus
+mainbus0 at root
+pci* at mainbus?
+ahc* at pci?
+scsibus1 at ahc?
+scsibus* at scsi?
+sd0 at scsibus0 target 0 lun 0
+`
+
 func TestParentsKept(t *testing.T) {
 	tests := []struct {
 		name      string
+		config    string // the table, in FromConfig's form; "" for generic
 		noDrivers bool
 		plan      Plan
 		parents   []string
@@ -307,6 +330,13 @@ func TestParentsKept(t *testing.T) {
 			enabled:   []int{0, 26, 27},
 		},
 		{
+			name:     "fixed parent unit below every star entry's",
+			config:   scsibusFrom2,
+			plan:     Plan{Strip: true, Keep: []string{"sd0"}},
+			warnings: []string{"sd0 (sd) attaches at scsibus0, but no cfdata entry can be that parent"},
+			enabled:  []int{0, 5},
+		},
+		{
 			name:     "disable wins over keep",
 			plan:     Plan{Strip: true, Keep: []string{"com0"}, Disable: []string{"isa"}},
 			warnings: []string{"isa0 (isa) is both kept and disabled", "com0 (com_isa) is kept, but every entry it may attach at (isa?) is disabled"},
@@ -315,7 +345,14 @@ func TestParentsKept(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 64, Entries: generic, NoDrivers: tc.noDrivers}))
+			o := kstriptest.Options{Bits: 64, Entries: generic, NoDrivers: tc.noDrivers}
+			if tc.config != "" {
+				var err error
+				if o.Entries, o.Provides, err = kstriptest.FromConfig(tc.config); err != nil {
+					t.Fatal(err)
+				}
+			}
+			k, orig := parseFile(t, buildKernel(t, o))
 			r, err := k.Plan(tc.plan)
 			if err != nil {
 				t.Fatal(err)
