@@ -69,6 +69,13 @@ func TestLayoutChoice(t *testing.T) {
 			o:       kstriptest.Options{Version: kstriptest.Version10, Entries: state5},
 			wantErr: []string{"fits neither", "cf_fstate 5 at file offset", "(0 to 4)"},
 		},
+		// Read as 10.x, the 9.x short 5 is unit bits (0x50000): with no
+		// note to choose by, neither layout reads the table sensibly.
+		{
+			name:    "no note, 9.x table, cf_fstate 5",
+			o:       kstriptest.Options{NoNote: true, Layout: 9, Entries: state5},
+			wantErr: []string{"fits neither", "cf_fstate 5 at file offset", "unit 327680 (0x50000)"},
+		},
 		{
 			name:    "no note, all notfound",
 			o:       kstriptest.Options{NoNote: true, Entries: notFound},

@@ -475,12 +475,15 @@ func (k *Kernel) chooseLayout(offs []uint64) error {
 		}
 		return fmt.Errorf("%w: %s: %s, so struct cfdata is %s, but %s; the version note and the table disagree, so kstrip does not know where to write (NetBSD's own kernels agree: use a release kernel)", ErrLayout, where, says, l.name(), wrong(l, f))
 	}
+	neither := func() error {
+		return fmt.Errorf("%w: %s fits neither %s (%s) nor %s (%s): not a table NetBSD's config(1) writes, or from a release kstrip does not know", ErrLayout, where, old.name(), wrong(old, fo), packed.name(), wrong(packed, fp))
+	}
 	switch {
 	case len(offs) == 0:
 		// Nothing to read or write: either layout will do.
 		k.lay = old
 	case !fo.ok && !fp.ok:
-		return fmt.Errorf("%w: %s fits neither %s (%s) nor %s (%s): not a table NetBSD's config(1) writes, or from a release kstrip does not know", ErrLayout, where, old.name(), wrong(old, fo), packed.name(), wrong(packed, fp))
+		return neither()
 	case k.version >= version10:
 		return want(packed, fp, fo)
 	case k.version != 0 && k.version < version9Last:
@@ -489,6 +492,11 @@ func (k *Kernel) chooseLayout(offs []uint64) error {
 		k.lay = old
 	case fp.ok && fp.small && !(fo.ok && fo.small):
 		k.lay = packed
+	case !(fo.ok && fo.small) && !(fp.ok && fp.small):
+		// One layout has a state NetBSD does not define, the other a
+		// unit no configuration has (or both such units): the table is
+		// not ambiguous but fits neither, and the error must say so.
+		return neither()
 	default:
 		why := "the kernel has no NetBSD version note"
 		if k.version != 0 {
