@@ -12,8 +12,11 @@ import (
 // lostFound is the name e2fsck and the NetBSD fsck look for.
 const lostFound = "lost+found"
 
-// lostFoundBytes is how much room lost+found gets up front, as mke2fs gives
-// it, so that fsck can reconnect files without allocating blocks.
+// lostFoundBytes is how much room lost+found gets up front, so that fsck
+// can reconnect files without allocating blocks: 16 KiB, as mke2fs and
+// NetBSD's newfs_ext2fs give it from 2 KiB blocks up (with 1 KiB blocks
+// they stop at the 12 direct blocks; here the last four go through the
+// indirect block, which e2fsck and NetBSD read alike).
 const lostFoundBytes = 16384
 
 // maxLinks is the highest link count of a file or directory: NetBSD's
