@@ -32,10 +32,11 @@ func CheckKernel(cfg Config) (bootplan.Plan, error) {
 	if cfg.Append == "" && !cfg.NoAppend {
 		cfg.Append = DefaultAppend
 	}
-	image, err := kernelImage(cfg)
+	kernel, err := kernelImage(cfg)
 	if err != nil {
 		return bootplan.Plan{}, err
 	}
+	defer kernel.release()
 	// Reserved, not committed: only the pages the loader writes are.
 	mem, err := unix.Mmap(-1, 0, cfg.MemoryMiB<<20, unix.PROT_READ|unix.PROT_WRITE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
@@ -47,25 +48,71 @@ func CheckKernel(cfg Config) (bootplan.Plan, error) {
 	if err := writeFirmware(gmem); err != nil {
 		return bootplan.Plan{}, err
 	}
-	return loadNamedKernel(gmem, image, cfg)
+	return loadNamedKernel(gmem, kernel, cfg)
 }
 
-// kernelImage is cfg's kernel image, read and decompressed, or New's
-// error for it.
-func kernelImage(cfg Config) ([]byte, error) {
-	image := cfg.KernelImage
-	if image == nil {
+// kernelInput is cfg's kernel image, decompressed, and what holds its
+// bytes until release.
+type kernelInput struct {
+	image  []byte // what the loaders read
+	mapped []byte // the kernel file's mapping (regfile.Map), nil for KernelImage
+	path   string // the file mapped
+}
+
+// release unmaps the kernel file and drops the image: loaded into guest
+// memory, the VMM keeps no copy (a file's pages go back to the page
+// cache; a decompressed image is the heap's garbage).
+func (k *kernelInput) release() {
+	if k.mapped != nil {
+		regfile.Unmap(k.mapped)
+	}
+	k.image, k.mapped = nil, nil
+}
+
+// regions are the bytes of cfg's kernel and modules that are a file's
+// mapping and may fault, for regfile.Guard: the kernel file's first, then
+// each module (an embedder may map its own).
+func (k *kernelInput) regions(cfg Config) []regfile.Region {
+	r := []regfile.Region{{Name: k.path, Data: k.mapped}}
+	for i, m := range cfg.Modules {
+		r = append(r, regfile.Region{Name: fmt.Sprintf("module %d (%s)", i, m.Name), Data: m.Data})
+	}
+	return r
+}
+
+// guard runs fn, which reads the kernel and modules, with a file cut
+// shorter under it made New's error (an *Error wrapping a
+// *regfile.CutError), not a crash.
+func (k *kernelInput) guard(cfg Config, fn func() error) error {
+	err := regfile.Guard(fn, k.regions(cfg)...)
+	var cut *regfile.CutError
+	if !errors.As(err, &cut) {
+		return err
+	}
+	if cut.Index == 0 {
+		return &Error{Op: "read kernel", Err: err, Hint: "the file changed while it was loaded: try again once nothing writes it", Field: "Kernel"}
+	}
+	return &Error{Op: "read module", Err: err, Hint: "the file changed while it was loaded: try again once nothing writes it", Field: "Modules"}
+}
+
+// kernelImage is cfg's kernel image, mapped and decompressed, or New's
+// error for it. Release it once loaded.
+func kernelImage(cfg Config) (*kernelInput, error) {
+	k := &kernelInput{image: cfg.KernelImage}
+	if k.image == nil {
 		if cfg.Kernel == "" {
 			return nil, &Error{Op: "kernel", Err: fmt.Errorf("no kernel given: %w", ErrConfig), Hint: "set Config.Kernel or Config.KernelImage", Field: "Kernel"}
 		}
 		// A regular file, no larger than the largest kernel image a
 		// gzipped one may expand to: a FIFO or a device would block or
-		// never end, and a huge file would be read whole before its magic
-		// is checked. The cap is not guest RAM: an ELF file's debug
-		// sections may make it larger than what it loads.
+		// never end, and a huge file would be mapped whole before its
+		// magic is checked. The cap is not guest RAM: an ELF file's
+		// debug sections may make it larger than what it loads.
+		// Mapped, not read: only the pages the loader copies are
+		// touched, from the page cache every VM shares, and none stays
+		// the VMM's once loaded.
 		var err error
-		image, err = regfile.ReadFile(cfg.Kernel, kernelimage.MaxSize)
-		if err != nil {
+		if k.mapped, err = regfile.Map(cfg.Kernel, kernelimage.MaxSize); err != nil {
 			hint := "check the path"
 			switch {
 			case errors.Is(err, regfile.ErrNotRegular):
@@ -75,24 +122,41 @@ func kernelImage(cfg Config) ([]byte, error) {
 			}
 			return nil, &Error{Op: "read kernel", Err: err, Hint: hint, Field: "Kernel"}
 		}
+		k.image, k.path = k.mapped, cfg.Kernel
 	}
-	// NetBSD ships its kernels gzipped (netbsd-GENERIC.gz); take them as
-	// they come.
-	image, gzipped, err := kernelimage.Decompress(image)
+	var gzipped bool
+	err := k.guard(cfg, func() error {
+		// NetBSD ships its kernels gzipped (netbsd-GENERIC.gz);
+		// take them as they come.
+		var err error
+		k.image, gzipped, err = kernelimage.Decompress(k.image)
+		return err
+	})
 	if err != nil {
+		k.release()
+		if errors.Is(err, regfile.ErrCut) {
+			return nil, err
+		}
 		hint := "the gzip data is corrupt or truncated: download the kernel again"
 		if errors.Is(err, kernelimage.ErrTooLarge) {
 			hint = "this is not a kernel image"
 		}
 		return nil, &Error{Op: "decompress " + kernelWhat(cfg), Err: err, Hint: hint, Field: kernelField(cfg)}
 	}
+	if gzipped && k.mapped != nil {
+		// The file was read whole: its pages are of no more use.
+		regfile.Unmap(k.mapped)
+		k.mapped = nil
+	}
 	// Said once, rather than by each boot protocol in turn ("in the
 	// first 0 bytes"). An empty KernelImage is a value wrong in itself;
 	// an empty file, or gzip data of nothing, is no kernel, as a file of
 	// junk is not.
+	if len(k.image) > 0 {
+		return k, nil
+	}
+	k.release()
 	switch {
-	case len(image) > 0:
-		return image, nil
 	case cfg.KernelImage != nil && !gzipped:
 		return nil, &Error{Op: "kernel", Err: fmt.Errorf("KernelImage (for %q) is empty: %w", cfg.Kernel, ErrConfig), Field: "KernelImage"}
 	case cfg.KernelImage != nil:
@@ -114,14 +178,22 @@ func (e emptyKernelError) Unwrap() []error {
 	return []error{ErrNoBootProtocol, multiboot.ErrNotMultiboot, netbsdboot.ErrNotNetBSD}
 }
 
-// loadNamedKernel loads image into mem under the name the guest is told
+// loadNamedKernel loads kernel into mem under the name the guest is told
 // (the file's base name), with New's error when that fails.
-func loadNamedKernel(mem *guestmem.Memory, image []byte, cfg Config) (bootplan.Plan, error) {
+func loadNamedKernel(mem *guestmem.Memory, kernel *kernelInput, cfg Config) (bootplan.Plan, error) {
 	name := filepath.Base(cfg.Kernel)
 	if name == "." || name == "/" || name == "" {
 		name = "kernel"
 	}
-	p, err := loadKernel(mem, image, name, cfg)
+	var p bootplan.Plan
+	err := kernel.guard(cfg, func() error {
+		var err error
+		p, err = loadKernel(mem, kernel.image, name, cfg)
+		return err
+	})
+	if errors.Is(err, regfile.ErrCut) {
+		return p, err // guard's *Error
+	}
 	if err != nil {
 		field, hint := loadHint(err)
 		var cmdline *cmdlineError

@@ -24,6 +24,7 @@ import (
 	"reflect"
 	"regexp"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -74,7 +75,11 @@ type Config struct {
 	// Kernel is the kernel file's path: a multiboot kernel, or a NetBSD
 	// ELF kernel started through NetBSD's native /boot handoff (see
 	// Boot), gzipped or not. KernelImage, when set, is used instead (the file is not
-	// opened) and Kernel only names it.
+	// opened) and Kernel only names it. The file is mapped, not read,
+	// and unmapped once loaded. New keeps neither KernelImage nor the
+	// Modules' Data once it has loaded them into guest memory (nor does
+	// Restore, which ignores them): the caller may reuse or release
+	// their bytes when it returns.
 	Kernel      string
 	KernelImage []byte
 	// Append follows the kernel's name on the multiboot command line;
@@ -538,7 +543,8 @@ type Machine struct {
 // are closed; so too when Config.OnEvent panics (the panic goes on, see
 // Config.OnEvent).
 func New(cfg Config) (m *Machine, err error) {
-	m = &Machine{cfg: cfg, building: true}
+	allocated := heapAllocated()
+	m = &Machine{cfg: cfg.unloaded(), building: true}
 	m.startLog()
 	built := m
 	defer func() {
@@ -579,11 +585,12 @@ func New(cfg Config) (m *Machine, err error) {
 	if cfg.KVMPath == "" {
 		cfg.KVMPath = defaultKVMPath
 	}
-	image, err := kernelImage(cfg)
+	kernel, err := kernelImage(cfg)
 	if err != nil {
 		return nil, err
 	}
-	m.cfg = cfg
+	defer kernel.release()
+	m.cfg = cfg.unloaded()
 
 	if m.kvm, err = openKVM(cfg.KVMPath); err != nil {
 		return nil, err
@@ -608,9 +615,11 @@ func New(cfg Config) (m *Machine, err error) {
 	}
 	m.event(PhaseDevicesCreated)
 
-	if m.plan, err = loadNamedKernel(m.gmem, image, cfg); err != nil {
+	if m.plan, err = loadNamedKernel(m.gmem, kernel, cfg); err != nil {
 		return nil, err
 	}
+	kernel.release()
+	freeLoadGarbage(allocated)
 	if cfg.Verbose {
 		m.logPlan()
 	}
@@ -627,6 +636,41 @@ func New(cfg Config) (m *Machine, err error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// unloaded is cfg without the kernel's and modules' bytes, which a
+// Machine keeps no longer than New loads them (see Config.Kernel).
+func (cfg Config) unloaded() Config {
+	cfg.KernelImage, cfg.Modules = nil, nil
+	return cfg
+}
+
+// loadGarbage is how many bytes New may allocate, most of it garbage once
+// the kernel is loaded (a gzipped kernel or module decompressed, a
+// kernel's symbol tables), before it collects them: a VMM allocates so
+// little once its guest runs that no collection would, and the heap would
+// keep them for the whole run. A small kernel's load stays below it, and
+// costs no collection (a few milliseconds of start).
+const loadGarbage = 4 << 20
+
+// heapAllocated is how many bytes the Go heap has allocated since the
+// process started.
+func heapAllocated() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+// freeLoadGarbage collects the heap, and gives its free pages back to the
+// kernel, when New allocated more than loadGarbage since allocated
+// (heapAllocated at its start).
+func freeLoadGarbage(allocated uint64) {
+	if heapAllocated()-allocated > loadGarbage {
+		debug.FreeOSMemory()
+	}
 }
 
 // newVM creates the machine's VM and asks how much XSAVE state its vCPU

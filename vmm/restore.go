@@ -111,7 +111,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	for _, opt := range opts {
 		opt(&o)
 	}
-	m = &Machine{cfg: cfg, building: true} // a Log panic is Restore's error (built)
+	m = &Machine{cfg: cfg.unloaded(), building: true} // a Log panic is Restore's error (built)
 	m.startLog()
 	built := m
 	defer func() {
@@ -151,7 +151,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	if cfg.KVMPath == "" {
 		cfg.KVMPath = defaultKVMPath
 	}
-	m.cfg = cfg
+	m.cfg = cfg.unloaded()
 	p := o.prepared
 	if p != nil && !p.take(path, cfg.KVMPath) {
 		p.Close()
@@ -263,7 +263,7 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 	if vmErr != nil {
 		return nil, vmErr
 	}
-	m.cfg = cfg
+	m.cfg = cfg.unloaded()
 	if !early {
 		if m.kvm == nil {
 			if err := m.openKVM(); err != nil {

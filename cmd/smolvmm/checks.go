@@ -142,6 +142,7 @@ func autoBootsNatively(c *cli.Context, k string) bool {
 			if err != nil {
 				return false
 			}
+			defer regfile.Unmap(mod.Data)
 			cfg.Modules = append(cfg.Modules, mod)
 		}
 	}

@@ -168,7 +168,8 @@ func runSignals(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // vmConfig turns the shared run flags into a vmm.Config. cleanup removes
 // what it created (shared-directory images, each in a directory of its
-// own); call it after the VM ends, also on error. ctx stops the building
+// own) and unmaps the modules; call it after the VM ends, also on error
+// (its BeforeRun calls it too, before the guest runs). ctx stops the building
 // of --share images.
 func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func(), err error) {
 	var temps []string
@@ -240,11 +241,7 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 		cfg.Disks = append(cfg.Disks, blk.Spec{Path: img,
 			Options: blk.Options{ReadOnly: ro, Serial: shareSerial(dir)}})
 	}
-	if len(temps) > 0 {
-		// The machine holds them open from New on: remove them before
-		// the guest runs, while the VMM still may (contain.go).
-		cfg.BeforeRun = func() error { cleanup(); return nil }
-	}
+
 	for _, spec := range c.StringSlice("module") {
 		if err := ctx.Err(); err != nil {
 			return cfg, cleanup, err
@@ -254,6 +251,14 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 			return cfg, cleanup, err
 		}
 		cfg.Modules = append(cfg.Modules, mod)
+		releases = append(releases, func() { regfile.Unmap(mod.Data) })
+	}
+	if len(releases) > 0 {
+		// The machine holds the share images open from New on: remove
+		// them before the guest runs, while the VMM still may
+		// (contain.go). New keeps no module's bytes: unmapped then,
+		// no page of them stays the VMM's while the guest runs.
+		cfg.BeforeRun = func() error { cleanup(); return nil }
 	}
 	if r := c.String("ready"); r != "" {
 		cfg.Ready = regexp.MustCompile(r) // checked by checkRunFlags
@@ -392,14 +397,16 @@ func bootFlagError(s string, err error) error {
 	return usageErrorf("--boot %s: %v", s, err)
 }
 
-// readModule reads --module's file: a regular file no larger than the
-// guest's RAM (limit bytes), which must hold it whole.
+// readModule maps --module's file (regfile.Map): a regular file no larger
+// than the guest's RAM (limit bytes), which must hold it whole. Its Data
+// is the file's mapping: regfile.Unmap it once the machine is built (New
+// keeps none of it), not before.
 func readModule(spec string, limit int64) (multiboot.Module, error) {
 	path, args, err := parseModuleSpec(spec)
 	if err != nil {
 		return multiboot.Module{}, err
 	}
-	data, err := regfile.ReadFile(path, limit)
+	data, err := regfile.Map(path, limit)
 	if err != nil {
 		return multiboot.Module{}, moduleFileError(spec, path, err)
 	}

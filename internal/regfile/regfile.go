@@ -1,8 +1,9 @@
-// Package regfile opens and reads input files that must be regular files
-// (kernels, boot modules, snapshots) without blocking on anything else:
-// opening a FIFO for reading waits for a writer, and reading /dev/zero or
-// a huge file whole fills memory before any check of its content. A
-// refused file is said with its kind ("a FIFO", "a character device").
+// Package regfile opens, reads and maps input files that must be regular
+// files (kernels, boot modules, snapshots) without blocking on anything
+// else: opening a FIFO for reading waits for a writer, and reading
+// /dev/zero or a huge file whole fills memory before any check of its
+// content. A refused file is said with its kind ("a FIFO", "a character
+// device").
 package regfile
 
 import (
@@ -10,7 +11,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/filekind"
@@ -20,7 +25,7 @@ import (
 // a regular file.
 var ErrNotRegular = atomicfile.ErrNotRegular
 
-// ErrTooLarge is matched (errors.Is) by ReadFile's error for a file larger
+// ErrTooLarge is matched (errors.Is) by ReadFile's and Map's error for a file larger
 // than its limit.
 var ErrTooLarge = errors.New("file too large")
 
@@ -66,7 +71,128 @@ func ReadFile(path string, limit int64) ([]byte, error) {
 	return data, nil
 }
 
-// TooLargeError is ReadFile's error for a file larger than its limit; it
+// Map maps the regular file at path whole, read-only and private,
+// refusing it before mapping when it is larger than limit bytes (a
+// *TooLargeError). Its bytes are then the page cache's, read as they are
+// touched, counted once however many processes map the file, and gone
+// from the process at Unmap: a file copied once (a kernel loaded into
+// guest memory) costs no memory of the process's own, as a buffer read
+// whole would until a collection. The mapping does not follow the file:
+// it keeps the size it had when opened, and a byte the file no longer has
+// (cut shorter since) faults when read; read it under Guard. An empty file
+// is an empty, non-nil slice.
+func Map(path string, limit int64) ([]byte, error) {
+	f, size, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if size > limit {
+		return nil, &TooLargeError{Path: path, Size: size, Limit: limit}
+	}
+	return MapFile(f, size)
+}
+
+// MapFile maps the first size bytes of f (opened by Open, which gave
+// size) as Map does; f may be closed once it returns.
+func MapFile(f *os.File, size int64) ([]byte, error) {
+	if size == 0 {
+		return []byte{}, nil
+	}
+	if size < 0 || uint64(size) > uint64(^uint(0)>>1) {
+		return nil, fmt.Errorf("%s: cannot map %d bytes", f.Name(), size)
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_PRIVATE)
+	if err != nil {
+		return nil, fmt.Errorf("%s: mmap: %w", f.Name(), err)
+	}
+	return data, nil
+}
+
+// Unmap releases what Map or MapFile returned; data must not be used
+// after. An empty slice (an empty file's) is nothing to release.
+func Unmap(data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	return unix.Munmap(data)
+}
+
+// ErrCut is matched (errors.Is) by Guard's error for a mapped file whose
+// bytes could not be read: it was cut shorter while mapped.
+var ErrCut = errors.New("file cut shorter while read")
+
+// Region is bytes Guard watches: a file's mapping (Map), or any bytes,
+// which never fault.
+type Region struct {
+	// Name is what the error calls it: the file's path.
+	Name string
+	// Data is the bytes watched.
+	Data []byte
+}
+
+// CutError is Guard's error for a fault reading Regions[Index]: its file
+// has no byte at Offset any more. It matches ErrCut.
+type CutError struct {
+	// Name is the region's Name.
+	Name string
+	// Index is the region's index among those given to Guard.
+	Index int
+	// Offset is the first byte that could not be read, from the
+	// region's start.
+	Offset int64
+}
+
+// Error names the file and the offset.
+func (e *CutError) Error() string {
+	return fmt.Sprintf("%s: no byte at offset %d: the file was cut shorter while read", e.Name, e.Offset)
+}
+
+// Is makes errors.Is(err, ErrCut) true.
+func (e *CutError) Is(target error) bool { return target == ErrCut }
+
+// Guard runs fn, which reads regions, with the fault of a read past the
+// end of a file cut shorter while mapped (SIGBUS, fatal to the process
+// otherwise) made a *CutError; other faults and panics go on. Only the
+// calling goroutine's reads are guarded: fn must read them on it.
+func Guard(fn func() error, regions ...Region) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		var fault interface{ Addr() uintptr }
+		if re, ok := r.(error); ok && errors.As(re, &fault) {
+			if cut := regionOf(fault.Addr(), regions); cut != nil {
+				err = cut
+				return
+			}
+		}
+		panic(r)
+	}()
+	return fn()
+}
+
+// regionOf is the CutError for a fault at addr in one of regions (or in
+// the rest of its last page, which the mapping covers too), nil when addr
+// is in none.
+func regionOf(addr uintptr, regions []Region) *CutError {
+	page := uintptr(os.Getpagesize())
+	for i, r := range regions {
+		if len(r.Data) == 0 {
+			continue
+		}
+		base := uintptr(unsafe.Pointer(unsafe.SliceData(r.Data)))
+		end := (uintptr(len(r.Data)) + page - 1) &^ (page - 1)
+		if addr >= base && addr-base < end {
+			return &CutError{Name: r.Name, Index: i, Offset: int64(addr - base)}
+		}
+	}
+	return nil
+}
+
+// TooLargeError is ReadFile's and Map's error for a file larger than its limit; it
 // matches ErrTooLarge (errors.Is).
 type TooLargeError struct {
 	Path  string // the file as given

@@ -1,0 +1,139 @@
+package regfile
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+func TestMap(t *testing.T) {
+	dir := t.TempDir()
+	small := filepath.Join(dir, "small")
+	if err := os.WriteFile(small, []byte("kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sparse := filepath.Join(dir, "sparse")
+	if err := os.WriteFile(sparse, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(sparse, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		path  string
+		limit int64
+		want  []byte
+		err   error
+	}{
+		{"regular", small, 6, []byte("kernel"), nil},
+		{"empty", empty, 6, []byte{}, nil},
+		{"too large", small, 5, nil, ErrTooLarge},
+		{"sparse GiB", sparse, 512 << 20, nil, ErrTooLarge},
+		{"FIFO without writer", fifo, 1 << 20, nil, ErrNotRegular},
+		{"directory", dir, 1 << 20, nil, ErrNotRegular},
+		{"missing", filepath.Join(dir, "none"), 1 << 20, nil, os.ErrNotExist},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data, err := Map(tt.path, tt.limit)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("Map(%s, %d) error %v, want %v", tt.path, tt.limit, err, tt.err)
+			}
+			if err != nil {
+				return
+			}
+			defer Unmap(data)
+			if data == nil || !bytes.Equal(data, tt.want) {
+				t.Fatalf("Map(%s) = %q, want %q", tt.path, data, tt.want)
+			}
+		})
+	}
+}
+
+// A mapped file cut shorter faults where its bytes were: Guard makes that
+// an error naming the file, the region and the offset.
+func TestGuardCut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kernel")
+	page := os.Getpagesize()
+	if err := os.WriteFile(path, bytes.Repeat([]byte{'k'}, 4*page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, err := Map(path, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Unmap(data)
+	if err := os.Truncate(path, int64(page)); err != nil {
+		t.Fatal(err)
+	}
+	other := []byte("heap bytes")
+	var sum int
+	err = Guard(func() error {
+		for _, b := range data {
+			sum += int(b)
+		}
+		return nil
+	}, Region{Name: "other", Data: other}, Region{Name: path, Data: data})
+	var cut *CutError
+	if !errors.As(err, &cut) || !errors.Is(err, ErrCut) {
+		t.Fatalf("Guard over a read past the cut: %v, want a *CutError", err)
+	}
+	if cut.Name != path || cut.Index != 1 || cut.Offset != int64(page) {
+		t.Fatalf("CutError %+v, want %s, region 1, offset %d", *cut, path, page)
+	}
+	if sum != page*'k' {
+		t.Fatalf("read %d before the fault, want the first page's %d", sum, page*'k')
+	}
+	// Bytes still there read as before, under Guard or not.
+	if err := Guard(func() error { sink = data[page-1]; return nil }, Region{Name: path, Data: data}); err != nil || sink != 'k' {
+		t.Fatalf("reading the kept page: %q, %v", sink, err)
+	}
+}
+
+// sink keeps the reads of a mapping the compiler would drop.
+var sink byte
+
+// What Guard does not watch goes on as it was: another panic, or a fault
+// outside the regions (here one of a mapping it was not given).
+func TestGuardOthers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kernel")
+	if err := os.WriteFile(path, make([]byte, 2*os.Getpagesize()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, err := Map(path, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Unmap(data)
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		fn   func() error
+	}{
+		{"panic", func() error { panic("loader bug") }},
+		{"fault elsewhere", func() error { sink = data[0]; return nil }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Fatal("Guard swallowed the panic")
+				}
+			}()
+			_ = Guard(tt.fn, Region{Name: "other", Data: []byte("x")})
+		})
+	}
+}
