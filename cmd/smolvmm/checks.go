@@ -652,12 +652,39 @@ func checkRunInputs(c *cli.Context) error {
 			return err
 		}
 	}
-	limit := int64(c.Int("memory")) << 20
-	for _, spec := range c.StringSlice("module") {
-		path, _, _ := parseModuleSpec(spec)
+	if err := checkModulesFit(c.StringSlice("module"), int64(c.Int("memory"))<<20); err != nil {
+		return err
+	}
+	if dir := c.String("chroot"); hasFlag(c, "chroot") && dir != "" {
+		if err := sandbox.CheckChrootDir(dir); err != nil {
+			return fmt.Errorf("--chroot: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkModulesFit refuses --module files (specs) that guest RAM, limit
+// bytes, cannot hold, from their sizes (fstat) and first two bytes, before
+// any is read or mapped: one alone, or all together placed as every
+// loader places them, each at a page boundary above the first MiB (low
+// memory, below every kernel) and with the 1 MiB the machine keeps free
+// above the last (vmm's kernel headroom). That is less than any loader
+// needs (the kernel itself is not counted: its file size says nothing of
+// what it loads), so no layout a loader takes is refused. A gzipped module
+// counts for nothing: NetBSD's native handoff decompresses it, to what
+// size its data alone says, and the loader checks that.
+func checkModulesFit(specs []string, limit int64) error {
+	const page, mib = 4096, 1 << 20
+	need := int64(2 * mib)
+	for _, spec := range specs {
+		path, _, _ := parseModuleSpec(spec) // checked by checkRunFlags
 		f, size, err := regfile.Open(path)
 		if err == nil && size > limit {
 			err = &regfile.TooLargeError{Path: path, Size: size, Limit: limit}
+		}
+		var magic [2]byte
+		if err == nil && size >= 2 {
+			_, err = f.ReadAt(magic[:], 0)
 		}
 		if f != nil {
 			f.Close()
@@ -665,11 +692,17 @@ func checkRunInputs(c *cli.Context) error {
 		if err != nil {
 			return moduleFileError(spec, path, err) // run.go
 		}
-	}
-	if dir := c.String("chroot"); hasFlag(c, "chroot") && dir != "" {
-		if err := sandbox.CheckChrootDir(dir); err != nil {
-			return fmt.Errorf("--chroot: %w", err)
+		if !kernelimage.IsGzip(magic[:]) {
+			need += (size + page - 1) &^ (page - 1)
 		}
+	}
+	if need > limit {
+		what := fmt.Sprintf("the %d modules need", len(specs))
+		if len(specs) == 1 {
+			what = specs[0] + " needs"
+		}
+		return &fileError{fmt.Sprintf("--module: %s %s of guest RAM at least (each at a page above the first MiB, and 1 MiB free above them), more than the %s given (raise -m)",
+			what, regfile.Size(need), regfile.Size(limit)), regfile.ErrTooLarge}
 	}
 	return nil
 }

@@ -242,6 +242,11 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 			Options: blk.Options{ReadOnly: ro, Serial: shareSerial(dir)}})
 	}
 
+	// Refused by their sizes before any is mapped: the loaders' own
+	// check of the layout comes once the kernel is read.
+	if err := checkModulesFit(c.StringSlice("module"), int64(cfg.MemoryMiB)<<20); err != nil { // checks.go
+		return cfg, cleanup, err
+	}
 	for _, spec := range c.StringSlice("module") {
 		if err := ctx.Err(); err != nil {
 			return cfg, cleanup, err
