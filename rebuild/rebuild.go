@@ -477,9 +477,6 @@ func (s Stamp) record(image, id, digest string, builder int, release string) err
 	if !Identifies(id) {
 		return fmt.Errorf("image %s (file ID %s): %w", image, id, ErrUnidentified)
 	}
-	if err := s.foreign(); err != nil {
-		return err
-	}
 	if err := os.MkdirAll(filepath.Dir(string(s)), 0o755); err != nil {
 		return err
 	}
@@ -492,12 +489,8 @@ func (s Stamp) record(image, id, digest string, builder int, release string) err
 
 // Writable returns nil when the stamp can be recorded (its directory can
 // be made and written), else why not, having tried to create and removed
-// a file beside it. A cache reached through another user's directory or
-// symbolic link (fetch.ForeignCache) cannot be, and is not tried.
+// a file beside it.
 func (s Stamp) Writable() error {
-	if err := s.foreign(); err != nil {
-		return err
-	}
 	dir := filepath.Dir(string(s))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -508,18 +501,6 @@ func (s Stamp) Writable() error {
 	}
 	f.Close()
 	return os.Remove(f.Name())
-}
-
-// foreign is why the stamp may not be written, its cache being reached
-// through another user's directory or symbolic link (fetch.ForeignCache),
-// matching fetch.ErrCacheNotWritable; nil when it is not. Fetch only
-// reads such a cache: that user could lead the writes anywhere, and
-// what is written in the user's tree is that user's.
-func (s Stamp) foreign() error {
-	if err := fetch.ForeignCache(filepath.Dir(string(s))); err != nil {
-		return fmt.Errorf("record %s: %w", s, cacheNotWritable{err})
-	}
-	return nil
 }
 
 // sameID reports whether the ImageIDs a and b name the same file. An ID
@@ -586,7 +567,7 @@ func (s Stamp) moved(id string) bool {
 			continue
 		}
 		if _, ok := parseStamp(b, id); ok {
-			return s.foreign() == nil && os.Rename(old, string(s)) == nil
+			return os.Rename(old, string(s)) == nil
 		}
 	}
 	return false
@@ -733,11 +714,9 @@ func strippedName(sum string, keep []string, revision int) string {
 // keep list. The copy's digest is kept in a .sha512 sidecar and checked on
 // each use; a copy that no longer matches it is stripped again, and
 // reported Changed. A copy that cannot be stored because the cache may not be
-// written is an error matching fetch.ErrCacheNotWritable; so is one in a
-// cache reached through another user's directory or symbolic link
-// (fetch.ForeignCache, matching fetch.ErrForeignCache too), which, as
-// Fetch, only reads what is there: nothing is stripped, written or
-// removed in it.
+// written is an error matching fetch.ErrCacheNotWritable. Whose the cache
+// is, is not looked at again: k comes from a Fetch, which refused root a
+// default cache of another user's (fetch.ErrForeignCache).
 func StripCached(k fetch.File, keep []string, strip StripFunc) (Stripped, error) {
 	path := filepath.Join(filepath.Dir(k.Path), StrippedName(k.SHA512, keep))
 	sidecar := path + ".sha512"
@@ -748,9 +727,6 @@ func StripCached(k fetch.File, keep []string, strip StripFunc) (Stripped, error)
 			return Stripped{Path: path, Cached: true}, nil
 		}
 		changed = err == nil
-	}
-	if err := fetch.ForeignCache(filepath.Dir(path)); err != nil {
-		return Stripped{}, fmt.Errorf("store stripped kernel %s: %w", path, cacheNotWritable{err})
 	}
 	os.Remove(sidecar)
 	summary, err := strip(k.Path, path, keep)
