@@ -19,17 +19,108 @@ import (
 )
 
 // DefaultCacheDir returns $XDG_CACHE_HOME/smolvmm, or ~/.cache/smolvmm when
-// XDG_CACHE_HOME is unset or not absolute (as the XDG spec says).
+// XDG_CACHE_HOME is unset or not absolute (as the XDG spec says). Run as
+// root, it refuses that directory with a *ForeignCacheError when the
+// directory the environment names (XDG_CACHE_HOME, or HOME) or a part of
+// the cache below it that exists, a symbolic link met there too, belongs
+// to a user other than root: root was given another user's HOME (sudo
+// -E), and would make that user's ~/.cache its own and write where that
+// user's links lead. The directories above it are not looked at: inside
+// a user namespace / belongs to the overflow uid, and root's own home
+// too may sit in another user's tree. A cache given by its path
+// (Fetcher.Cache) is its giver's choice, and nobody but root is refused
+// anything.
 func DefaultCacheDir() (string, error) {
+	c, err := defaultCache()
+	if err != nil {
+		return "", err
+	}
+	if err := c.foreign(c.dir); err != nil {
+		return "", err
+	}
+	return c.dir, nil
+}
+
+// envCache is the default cache directory and where the environment put
+// it.
+type envCache struct {
+	dir  string // the cache root: <base>/smolvmm or <base>/.cache/smolvmm
+	base string // XDG_CACHE_HOME's or HOME's directory
+	env  string // which of the two: "XDG_CACHE_HOME" or "HOME"
+}
+
+// defaultCache is DefaultCacheDir's directory, not yet looked at.
+func defaultCache() (envCache, error) {
 	if x := os.Getenv("XDG_CACHE_HOME"); filepath.IsAbs(x) {
-		return filepath.Join(x, "smolvmm"), nil
+		return envCache{dir: filepath.Join(x, "smolvmm"), base: x, env: "XDG_CACHE_HOME"}, nil
 	}
 	home, err := os.UserHomeDir()
 	if err != nil || home == "" {
-		return "", fmt.Errorf("%w: neither XDG_CACHE_HOME nor HOME is set", ErrNoCacheDir)
+		return envCache{}, fmt.Errorf("%w: neither XDG_CACHE_HOME nor HOME is set", ErrNoCacheDir)
 	}
-	return filepath.Join(home, ".cache", "smolvmm"), nil
+	return envCache{dir: filepath.Join(home, ".cache", "smolvmm"), base: home, env: "HOME"}, nil
 }
+
+// foreign returns a *ForeignCacheError when this process is root and
+// c.base, or a part of path p (c.dir or below it) that exists between
+// c.base and p, or a symbolic link one of them leads through, belongs to
+// another uid than root's; nil otherwise. A missing part ends the look:
+// root makes it, its own.
+func (c envCache) foreign(p string) error {
+	if geteuid() != 0 {
+		return nil
+	}
+	rel, err := filepath.Rel(c.base, p)
+	if err != nil {
+		return nil
+	}
+	cur := c.base
+	for _, name := range append([]string{"."}, strings.Split(rel, string(filepath.Separator))...) {
+		cur = filepath.Join(cur, name)
+		exists, err := c.rootsPart(cur)
+		if err != nil || !exists {
+			return err
+		}
+	}
+	return nil
+}
+
+// rootsPart looks at path p of the default cache: a *ForeignCacheError
+// when p, or a symbolic link in the chain p starts, or what the chain
+// leads to, belongs to another uid than root's (a link of root's may
+// lead into another user's directory); exists is false when p or what
+// it leads to is missing.
+func (c envCache) rootsPart(p string) (exists bool, err error) {
+	for links := 0; ; links++ {
+		st, err := os.Lstat(p)
+		if err != nil {
+			return false, nil // the mkdir or open that follows says why
+		}
+		link := st.Mode()&fs.ModeSymlink != 0
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Uid != 0 {
+			return true, &ForeignCacheError{Dir: c.dir, Env: c.env, Path: p, Link: link, UID: int(sys.Uid)}
+		}
+		if !link || links == maxLinks {
+			return true, nil // the open that follows fails on more links
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			return false, nil
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(p), target)
+		}
+		p = target
+	}
+}
+
+// geteuid is os.Geteuid, replaced in tests, which run as root, by one
+// that says another user.
+var geteuid = os.Geteuid
+
+// maxLinks bounds the symbolic links rootsPart follows, as the kernel
+// bounds a path's (40).
+const maxLinks = 40
 
 // lockDir takes an exclusive flock on dir/.lock so that two smolvmm
 // processes never write the same .part file at once, and (re)creates the
@@ -39,10 +130,12 @@ func DefaultCacheDir() (string, error) {
 // well, or not at all when it has no lock file or may not open it
 // (another user's, lockFileMode): readOnly is then set, and
 // only what is cached there may be used; the error of the write is
-// returned in readOnly. A cache reached through another user's
-// directory or symbolic link (foreignPart) is refused to root, with its
-// *ForeignCacheError, and used read-only by anybody else, that error in
-// readOnly: nothing is made or written there.
+// returned in readOnly.
+// check, when set, says whether the directories, once made, may be used
+// (envCache.foreign, for root's default cache): it runs before the lock
+// file is opened and again once kernel and sets are made, as a directory
+// another user made meanwhile in one anybody may write (an XDG_CACHE_HOME
+// of /tmp) would be followed.
 // A Fetch that fails before anything is cached removes the directories and
 // the lock file (removeEmpty, up to stop) while holding the lock, so a
 // process that waited on the removed file starts over with a new one; a
@@ -50,7 +143,7 @@ func DefaultCacheDir() (string, error) {
 // may be those of the process holding it. The wait ends
 // with ctx, with its cause: a blocking flock would ignore Ctrl-C for as
 // long as the holder runs (or hangs).
-func lockDir(ctx context.Context, dir, stop string, wait func(holder string)) (unlock func(), readOnly error, err error) {
+func lockDir(ctx context.Context, dir, stop string, wait func(holder string), check func() error) (unlock func(), readOnly error, err error) {
 	vanished := 0
 	for {
 		// A failed Fetch's removeEmpty may remove dir, or a parent
@@ -62,40 +155,27 @@ func lockDir(ctx context.Context, dir, stop string, wait func(holder string)) (u
 		// above a cache given elsewhere (one shared at /srv/cache),
 		// are readable by others: a cache may serve other users, which
 		// gives them no say in its lock (lockFileMode).
-		// A path through another user's directories is that user's
-		// to lead anywhere (foreignPart): root refuses it, anybody
-		// else only reads what is cached there. It is looked at again
-		// once the directories are made, as one made meanwhile in a
-		// directory anybody may write (/tmp) would be followed.
-		euid := geteuid()
-		foreign := foreignPart(dir, euid)
 		var err error
-		if foreign == nil {
-			if parent := filepath.Dir(filepath.Dir(filepath.Dir(dir))); isHomeCache(parent) {
-				err = mkdirAll(parent, 0o700)
-			}
-			if err == nil {
-				err = mkdirAll(dir, 0o755)
-			}
-			if errors.Is(err, os.ErrNotExist) && vanished < maxVanished {
-				vanished++
-				continue
-			}
-			if err != nil {
-				return nil, nil, cacheDirErr(fsErr("create cache directory", dir, err))
-			}
-			foreign = foreignPart(dir, euid)
+		if parent := filepath.Dir(filepath.Dir(filepath.Dir(dir))); isHomeCache(parent) {
+			err = mkdirAll(parent, 0o700)
 		}
-		if foreign != nil && euid == 0 {
-			return nil, nil, foreign
+		if err == nil {
+			err = mkdirAll(dir, 0o755)
+		}
+		if errors.Is(err, os.ErrNotExist) && vanished < maxVanished {
+			vanished++
+			continue
+		}
+		if err != nil {
+			return nil, nil, cacheDirErr(fsErr("create cache directory", dir, err))
+		}
+		if check != nil {
+			if err := check(); err != nil {
+				return nil, nil, err
+			}
 		}
 		path := filepath.Join(dir, ".lock")
-		var f *os.File
-		if foreign != nil {
-			err = foreign
-		} else {
-			f, err = openFile(path, os.O_CREATE|os.O_RDWR, lockFileMode)
-		}
+		f, err := openFile(path, os.O_CREATE|os.O_RDWR, lockFileMode)
 		if errors.Is(err, os.ErrNotExist) && vanished < maxVanished {
 			vanished++
 			continue
@@ -103,11 +183,8 @@ func lockDir(ctx context.Context, dir, stop string, wait func(holder string)) (u
 		if err == nil {
 			narrowLockFile(f)
 		}
-		if foreign != nil || notWritable(err) {
-			readOnly = foreign
-			if readOnly == nil {
-				readOnly = fsErr("create lock file", path, err)
-			}
+		if notWritable(err) {
+			readOnly = fsErr("create lock file", path, err)
 			if f, err = openFile(path, os.O_RDONLY, 0); err != nil {
 				// No lock to take, and none can be made: nobody
 				// who lacks it can write here either.
@@ -147,88 +224,15 @@ func lockDir(ctx context.Context, dir, stop string, wait func(holder string)) (u
 				f.Close()
 				return nil, nil, cacheDirErr(fsErr("create cache directory", filepath.Join(dir, sub), err))
 			}
-			// Another user's symlink here leads the downloads too.
-			if foreign := foreignPart(filepath.Join(dir, sub), euid); foreign != nil {
-				if euid == 0 {
-					f.Close()
-					return nil, nil, foreign
-				}
-				readOnly = foreign
+		}
+		if check != nil {
+			if err := check(); err != nil {
+				f.Close()
+				return nil, nil, err
 			}
 		}
 		return func() { f.Close() }, readOnly, nil
 	}
-}
-
-// geteuid is os.Geteuid, replaced in tests, which run as root, by one
-// that says another user.
-var geteuid = os.Geteuid
-
-// maxLinks bounds the symbolic links foreignPart follows, as the kernel
-// bounds a path's (40): the open that follows fails on more.
-const maxLinks = 40
-
-// foreignPart returns a *ForeignCacheError when a directory on cache
-// directory dir's path (from /), or a symbolic link followed on the way,
-// belongs to neither euid nor root: its owner may rename what is in it
-// or link it anywhere, so a process of another user would write its
-// directories, lock file and downloads where that owner leads, and trust
-// the digest files found there. nil when every part is euid's or root's;
-// what is missing (to be made by this process) and what cannot be looked
-// at (the mkdir or open that follows says why) end the walk.
-func foreignPart(dir string, euid int) error {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil
-	}
-	owned := func(p string, st os.FileInfo) error {
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != euid && sys.Uid != 0 {
-			return &ForeignCacheError{Dir: dir, Path: p, UID: int(sys.Uid), Self: euid, Link: st.Mode()&fs.ModeSymlink != 0}
-		}
-		return nil
-	}
-	cur := "/"
-	if st, err := os.Lstat(cur); err == nil {
-		if err := owned(cur, st); err != nil {
-			return err
-		}
-	}
-	todo := strings.Split(abs, "/")
-	for links := 0; len(todo) > 0; {
-		name := todo[0]
-		todo = todo[1:]
-		switch name {
-		case "", ".":
-			continue
-		case "..":
-			cur = filepath.Dir(cur) // cur holds no symbolic link
-			continue
-		}
-		next := filepath.Join(cur, name)
-		st, err := os.Lstat(next)
-		if err != nil {
-			return nil
-		}
-		if err := owned(next, st); err != nil {
-			return err
-		}
-		if st.Mode()&fs.ModeSymlink == 0 {
-			cur = next
-			continue
-		}
-		if links++; links > maxLinks {
-			return nil
-		}
-		target, err := os.Readlink(next)
-		if err != nil {
-			return nil
-		}
-		if filepath.IsAbs(target) {
-			cur = "/"
-		}
-		todo = append(strings.Split(target, "/"), todo...)
-	}
-	return nil
 }
 
 // isHomeCache reports whether dir is ~/.cache, XDG_CACHE_HOME's default

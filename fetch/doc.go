@@ -24,14 +24,15 @@
 // process may not write still serves what it holds, verified; a file it
 // lacks is refused (ErrCacheNotWritable).
 //
-// A cache reached through another user's directory or symbolic link (one
-// belonging to neither this process's user nor root, as when root runs with
-// that user's HOME) is refused to root, with a *ForeignCacheError matching
-// ErrForeignCache, before anything is made or read there: that user could
-// lead root's writes anywhere. Anybody else uses it read-only, even where
-// its modes would let them write (a group's): what it holds is served,
-// what it lacks is refused (ErrCacheNotWritable, with that error), and
-// nothing is made or removed there, a failed Fetch's empty directories
-// and lock file included. ForeignCache tells the same of a directory for
-// other writers into the cache.
+// Root is refused its default cache (DefaultCacheDir), with a
+// *ForeignCacheError matching ErrForeignCache, before anything is made or
+// read there, when the directory XDG_CACHE_HOME or HOME names, or a part
+// of the cache below it (.cache, smolvmm, a release's directories, a
+// symbolic link met there), belongs to another user: root was given that
+// user's HOME (sudo -E), and that user could lead root's writes anywhere.
+// The directories above XDG_CACHE_HOME or HOME are not looked at (in a
+// user namespace / belongs to the overflow uid), a cache given by its
+// path (Fetcher.Cache) is used as given, and nobody but root is refused
+// anything: a group's HOME serves its members. A Fetch that fails in a
+// cache it cannot write removes nothing there.
 package fetch

@@ -38,10 +38,9 @@ var (
 	// reason than ErrCacheNotWritable's or ErrNoSpace's: a file system
 	// that takes no new directories there (/proc), say.
 	ErrCacheDir = errors.New("cache directory cannot be made")
-	// ErrForeignCache: the cache's path goes through a directory or
-	// symbolic link of a user who is neither this process's nor root,
-	// who could lead what is written there anywhere. The error is a
-	// *ForeignCacheError.
+	// ErrForeignCache: root's default cache, from XDG_CACHE_HOME or
+	// HOME, is another user's, who could lead what root writes there
+	// anywhere. The error is a *ForeignCacheError.
 	ErrForeignCache = errors.New("cache directory is another user's")
 	// ErrHTTP: the mirror answered with an unexpected HTTP status, or
 	// redirected in a loop.
@@ -106,29 +105,28 @@ func (e *ElsewhereError) Error() string { return e.Err.Error() }
 // Unwrap returns Err.
 func (e *ElsewhereError) Unwrap() error { return e.Err }
 
-// ForeignCacheError is a cache directory whose path goes through a
-// directory or symbolic link that belongs to neither this process's user
-// nor root: its owner may rename or link what is below it anywhere, so
-// that the directories, lock file and downloads would be written where
-// that user leads, checked against digest files that user wrote. Root
-// (a root run given another user's HOME, say) refuses such a cache and
-// writes nothing; another user reads what it holds but writes nothing
-// there either. Nothing's owner or mode is changed.
+// ForeignCacheError refuses root the default cache (DefaultCacheDir)
+// when the directory the environment names (Env: XDG_CACHE_HOME, or HOME)
+// or a part of the cache below it, or a symbolic link met there, belongs
+// to another user: root was given that user's HOME (sudo -E), and would
+// make that user's ~/.cache its own, write where that user's links lead
+// and trust digest files that user wrote. Nothing is made, written or
+// chowned there.
 type ForeignCacheError struct {
-	Dir  string // the cache directory, as given
-	Path string // the part of its path (from /) that belongs to UID
+	Dir  string // the default cache directory
+	Env  string // where it comes from: "XDG_CACHE_HOME" or "HOME"
+	Path string // what belongs to UID: Env's directory, or a part below it
 	Link bool   // Path is a symbolic link
 	UID  int    // Path's owner
-	Self int    // this process's effective user
 }
 
-// Error names the cache, what belongs to another user, and both users.
+// Error names the cache, where it comes from, and what belongs to whom.
 func (e *ForeignCacheError) Error() string {
 	what := ""
 	if e.Link {
 		what = ", a symbolic link,"
 	}
-	return fmt.Sprintf("cache directory %s: %v: %s%s belongs to uid %d, neither this process's user (uid %d) nor root", e.Dir, ErrForeignCache, e.Path, what, e.UID, e.Self)
+	return fmt.Sprintf("cache directory %s (from %s): %v: %s%s belongs to uid %d, and this process is root", e.Dir, e.Env, ErrForeignCache, e.Path, what, e.UID)
 }
 
 // Is makes errors.Is(err, ErrForeignCache) true.

@@ -43,7 +43,8 @@ type Fetcher struct {
 	// Mirror is the URL of the directory holding NetBSD-<version>
 	// directories; DefaultMirror when empty.
 	Mirror string
-	// Cache is the cache root; DefaultCacheDir() when empty. Files go to
+	// Cache is the cache root; DefaultCacheDir() when empty (which
+	// root is refused when it is another user's). Files go to
 	// Cache/<version>/<arch>/{kernel,sets}/.
 	Cache string
 	// Client makes the requests; nil means a client with proxies from the
@@ -120,29 +121,39 @@ type Release struct {
 }
 
 // ReleaseDir is the cache directory Fetch keeps release version/arch in
-// (Release.Dir), said without touching the cache or the network.
+// (Release.Dir), said without writing to the cache or using the network.
+// With no Cache, root is refused the default cache, as by DefaultCacheDir,
+// when it or the release's directories in it belong to another user.
 func (f *Fetcher) ReleaseDir(version, arch string) (string, error) {
-	root := f.Cache
-	if root == "" {
-		var err error
-		if root, err = DefaultCacheDir(); err != nil {
-			return "", err
-		}
-	}
-	return filepath.Join(root, version, arch), nil
+	dir, _, err := f.releaseDir(version, arch)
+	return dir, err
 }
 
-// ForeignCache returns a *ForeignCacheError (matching ErrForeignCache)
-// when the path of dir, the cache or a directory inside it (a release's
-// Dir, its kernel or sets directory), goes from / through a directory or
-// symbolic link of a user who is neither this process's (effective) user
-// nor root; nil otherwise, a missing part ending the walk. Fetch refuses
-// such a cache to root and only reads it otherwise, whether or not the
-// file modes would let this user write there: that user could lead the
-// writes anywhere. What else writes into the cache (a stripped kernel, a
-// record beside the release) asks the same before writing.
-func ForeignCache(dir string) error {
-	return foreignPart(dir, geteuid())
+// releaseDir is ReleaseDir, with the check Fetch makes again once it has
+// made the directories: for the default cache, that none of them is
+// another user's, a root's concern alone (envCache.foreign); nil for a
+// Cache given.
+func (f *Fetcher) releaseDir(version, arch string) (string, func() error, error) {
+	if f.Cache != "" {
+		return filepath.Join(f.Cache, version, arch), nil, nil
+	}
+	c, err := defaultCache()
+	if err != nil {
+		return "", nil, err
+	}
+	dir := filepath.Join(c.dir, version, arch)
+	check := func() error {
+		for _, sub := range []string{"kernel", "sets"} {
+			if err := c.foreign(filepath.Join(dir, sub)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := check(); err != nil {
+		return "", nil, err
+	}
+	return dir, check, nil
 }
 
 // Fetch makes sure the release's kernel and the named sets (DefaultSet when
@@ -173,7 +184,7 @@ func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...strin
 	if err != nil {
 		return nil, err
 	}
-	dir, err := f.ReleaseDir(version, arch)
+	dir, check, err := f.releaseDir(version, arch)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +200,7 @@ func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...strin
 	}
 	// A lockDir that fails holds no lock: the directories may be another
 	// process's, in use (a waiter's Ctrl-C), so they stay.
-	unlock, readOnly, err := lockDir(ctx, dir, stop, f.LockWait)
+	unlock, readOnly, err := lockDir(ctx, dir, stop, f.LockWait, check)
 	if err != nil {
 		return nil, err
 	}
@@ -201,8 +212,9 @@ func (f *Fetcher) Fetch(ctx context.Context, version, arch string, sets ...strin
 		// Leave no directories and no lock for a release that does not
 		// exist or could not be reached; a kept .part file stays. A
 		// read-only cache made none of them in this call, and is
-		// left as it was: another user's, which this one may happen
-		// to write (a group's), is that user's to tidy.
+		// left as it was: one whose lock file is another user's, in
+		// directories this one may happen to write (a group's), is
+		// that user's to tidy.
 		if readOnly == nil {
 			removeEmpty(dir, stop)
 		}

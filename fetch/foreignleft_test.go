@@ -110,12 +110,12 @@ func searchableTempDir(t *testing.T) string {
 	return base
 }
 
-// TestForeignCacheLeftAsItWas: a cache of another user's that this one
-// may write (a group's, mode 0777) is read-only to it, yet a Fetch that
-// failed there (a file not cached) ran removeEmpty, which removed the
-// release's empty kernel/ and sets/, its .lock and its directories: the
-// other user's tree is now left entry for entry and byte for byte as it
-// was.
+// TestForeignCacheLeftAsItWas: a cache of another user's whose lock file
+// this one may not write is read-only to it, even where the directories
+// would let it write (a group's, mode 0777), yet a Fetch that failed
+// there (a file not cached) ran removeEmpty, which removed the release's
+// empty kernel/ and sets/, its .lock and its directories: the other
+// user's tree is now left entry for entry and byte for byte as it was.
 func TestForeignCacheLeftAsItWas(t *testing.T) {
 	needRoot(t)
 	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: []byte("kernel"),
@@ -129,26 +129,19 @@ func TestForeignCacheLeftAsItWas(t *testing.T) {
 		{"empty release, private lock", func(t *testing.T, dir string) {
 			mkdir(t, dir, "kernel")
 			mkdir(t, dir, "sets")
-			if err := os.WriteFile(filepath.Join(dir, ".lock"), nil, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			lockFile(t, dir, 0o600)
 		}},
 		// A lock file made before lockFileMode, which flock takes
 		// through a read-only descriptor.
 		{"empty release, lock anybody may read", func(t *testing.T, dir string) {
 			mkdir(t, dir, "kernel")
 			mkdir(t, dir, "sets")
-			if err := os.WriteFile(filepath.Join(dir, ".lock"), nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}},
-		{"empty release, no lock", func(t *testing.T, dir string) {
-			mkdir(t, dir, "kernel")
-			mkdir(t, dir, "sets")
+			lockFile(t, dir, 0o644)
 		}},
 		{"kernel cached, no sets", func(t *testing.T, dir string) {
 			mkdir(t, dir, "kernel")
 			mkdir(t, dir, "sets")
+			lockFile(t, dir, 0o600)
 			write := func(name string, b []byte) {
 				if err := os.WriteFile(filepath.Join(dir, "kernel", name), b, 0o644); err != nil {
 					t.Fatal(err)
@@ -167,17 +160,14 @@ func TestForeignCacheLeftAsItWas(t *testing.T) {
 			tt.setup(t, dir)
 			giveToGroup(t, cache)
 			before := treeState(t, cache)
-			geteuid = func() int { return nobodyfs.Nobody }
-			t.Cleanup(func() { geteuid = os.Geteuid })
 			srv.ResetLog()
 			f := &Fetcher{Mirror: srv.Mirror(), Cache: cache}
 			err := nobodyfs.Do(t, func() error {
 				_, err := f.Fetch(context.Background(), "9.3", "i386", "rescue")
 				return err
 			})
-			var fe *ForeignCacheError
-			if !errors.Is(err, ErrCacheNotWritable) || !errors.As(err, &fe) || fe.Path != cache || fe.UID != groupUID {
-				t.Errorf("err = %v, want one matching ErrCacheNotWritable with a *ForeignCacheError for %s of uid %d", err, cache, groupUID)
+			if !errors.Is(err, ErrCacheNotWritable) {
+				t.Errorf("err = %v, want one matching ErrCacheNotWritable", err)
 			}
 			if n := len(srv.Requests()); n != 0 {
 				t.Errorf("%d requests made, want none", n)
@@ -186,5 +176,13 @@ func TestForeignCacheLeftAsItWas(t *testing.T) {
 				t.Errorf("the other user's cache changed: %q", diff)
 			}
 		})
+	}
+}
+
+// lockFile makes the release's lock file in dir, of mode perm.
+func lockFile(t *testing.T, dir string, perm os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, ".lock"), nil, perm); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -38,7 +38,7 @@ func TestLockDirParentRemoved(t *testing.T) {
 			}
 			t.Cleanup(func() { mkdirAll = os.MkdirAll })
 			dir := filepath.Join(t.TempDir(), "c", "new")
-			unlock, _, err := lockDir(context.Background(), dir, filepath.Dir(dir), nil)
+			unlock, _, err := lockDir(context.Background(), dir, filepath.Dir(dir), nil, nil)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)

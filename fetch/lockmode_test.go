@@ -39,7 +39,7 @@ func TestLockFileMode(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			unlock, readOnly, err := lockDir(context.Background(), dir, home, nil)
+			unlock, readOnly, err := lockDir(context.Background(), dir, home, nil, nil)
 			if err != nil || readOnly != nil {
 				t.Fatalf("lockDir: %v, read-only %v", err, readOnly)
 			}

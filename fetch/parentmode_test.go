@@ -43,7 +43,7 @@ func TestCacheParentMode(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			unlock, readOnly, err := lockDir(context.Background(), dir, base, nil)
+			unlock, readOnly, err := lockDir(context.Background(), dir, base, nil, nil)
 			if err != nil || readOnly != nil {
 				t.Fatalf("lockDir: %v, read-only %v", err, readOnly)
 			}

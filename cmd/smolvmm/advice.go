@@ -54,12 +54,8 @@ var adviceTable = []advice{
 	{is: isErr(fetch.ErrDigestMismatch), lib: "try another mirror", cli: "try another --mirror"},
 	{is: isErr(fetch.ErrNoSpace), cli: "free some space or choose another --cache directory"},
 	{is: isErr(fetch.ErrNoCacheDir), cli: "pass --cache DIR"},
-	// Before ErrCacheNotWritable's, which a non-root user's read-only
-	// use of such a cache matches too: one piece of advice.
 	{is: isAs[*fetch.ForeignCacheError], say: foreignCacheAdvice},
-	{is: func(err error) bool {
-		return errors.Is(err, fetch.ErrCacheNotWritable) && !errors.Is(err, fetch.ErrForeignCache)
-	}, cli: "choose a cache directory you may write with --cache DIR or XDG_CACHE_HOME"},
+	{is: isErr(fetch.ErrCacheNotWritable), cli: "choose a cache directory you may write with --cache DIR or XDG_CACHE_HOME"},
 	{is: isErr(fetch.ErrCacheDir), cli: "choose another cache directory with --cache DIR or XDG_CACHE_HOME"},
 	{is: bootDiskInUse, cli: "stop that VM, or give ,ro after the image's -d in both, or use a copy of the image"},
 	// A restore takes the snapshot's ,ro setting: ,ro against a
@@ -112,17 +108,18 @@ var adviceTable = []advice{
 	{is: isAs[*sandbox.ChrootDirError], lib: sandbox.ChrootDirAdvice, cli: "give --chroot a new empty directory owned by root that only root may write, such as one made as root with mkdir -m 0755 NEWDIR"},
 }
 
-// foreignCacheAdvice is the advice for a cache reached through another
-// user's directory or link (a *fetch.ForeignCacheError): root kept
-// another user's HOME (sudo -E, or a sudo that keeps HOME), or a cache
-// was given below another user's directory. Nothing is chowned: the
-// cache is that user's.
+// foreignCacheAdvice is the advice for root's default cache found to be
+// another user's (a *fetch.ForeignCacheError): root kept that user's HOME
+// or XDG_CACHE_HOME (sudo -E, or a sudo that keeps HOME). Nothing is
+// chowned: the cache is that user's. A --cache is taken as given, which
+// is how to use that directory all the same.
 func foreignCacheAdvice(err error) string {
 	var fe *fetch.ForeignCacheError
-	if errors.As(err, &fe) && fe.Self == 0 {
-		return "root writes no cache another user may lead elsewhere: run with root's own HOME (sudo -H rather than sudo -E), or give --cache DIR or XDG_CACHE_HOME a directory of root's"
+	own := "run with root's own HOME (sudo -H)"
+	if errors.As(err, &fe) && fe.Env == "XDG_CACHE_HOME" {
+		own = "run with root's own XDG_CACHE_HOME, or none (sudo without -E)"
 	}
-	return "give --cache DIR or XDG_CACHE_HOME a directory of your own to download into"
+	return own + ", or give --cache DIR to use that directory anyway"
 }
 
 // setUnreadableAdvice is the advice for a set the builder may not read

@@ -82,12 +82,13 @@ func TestAdvise(t *testing.T) {
 		// unusable) and a cache of another user's said no more.
 		{"cache not writable", fmt.Errorf("fetch: /c/9.3/i386/sets/base.tgz is not cached, and the cache directory /c/9.3/i386 is not writable: %w", fetch.ErrCacheNotWritable),
 			"fetch: /c/9.3/i386/sets/base.tgz is not cached, and the cache directory /c/9.3/i386 is not writable: cache directory not writable (choose a cache directory you may write with --cache DIR or XDG_CACHE_HOME)"},
-		// A root run given another user's HOME made it root's.
-		{"cache another user's, as root", &fetch.ForeignCacheError{Dir: "/home/a/.cache/smolvmm", Path: "/home/a", UID: 1000, Self: 0},
-			"cache directory /home/a/.cache/smolvmm: cache directory is another user's: /home/a belongs to uid 1000, neither this process's user (uid 0) nor root (root writes no cache another user may lead elsewhere: run with root's own HOME (sudo -H rather than sudo -E), or give --cache DIR or XDG_CACHE_HOME a directory of root's)"},
-		{"cache another user's, read-only", fmt.Errorf("fetch: /c/9.3/i386/sets/base.tgz is not cached, and the cache directory /c/9.3/i386 is not writable: %w: %w", fetch.ErrCacheNotWritable,
-			&fetch.ForeignCacheError{Dir: "/c", Path: "/c/9.3/i386", Link: true, UID: 1000, Self: 1001}),
-			"fetch: /c/9.3/i386/sets/base.tgz is not cached, and the cache directory /c/9.3/i386 is not writable: cache directory not writable: cache directory /c: cache directory is another user's: /c/9.3/i386, a symbolic link, belongs to uid 1000, neither this process's user (uid 1001) nor root (give --cache DIR or XDG_CACHE_HOME a directory of your own to download into)"},
+		// A root run given another user's HOME made it root's; the
+		// advice named a cache "of root's", where the rule was whose
+		// any directory from / was, and --cache gets no look now.
+		{"cache another user's, HOME", &fetch.ForeignCacheError{Dir: "/home/a/.cache/smolvmm", Env: "HOME", Path: "/home/a", UID: 1000},
+			"cache directory /home/a/.cache/smolvmm (from HOME): cache directory is another user's: /home/a belongs to uid 1000, and this process is root (run with root's own HOME (sudo -H), or give --cache DIR to use that directory anyway)"},
+		{"cache another user's, XDG_CACHE_HOME", &fetch.ForeignCacheError{Dir: "/x/smolvmm", Env: "XDG_CACHE_HOME", Path: "/x/smolvmm", Link: true, UID: 1000},
+			"cache directory /x/smolvmm (from XDG_CACHE_HOME): cache directory is another user's: /x/smolvmm, a symbolic link, belongs to uid 1000, and this process is root (run with root's own XDG_CACHE_HOME, or none (sudo without -E), or give --cache DIR to use that directory anyway)"},
 		{"read-only disk", fmt.Errorf("disk image p: open read-write: %w: EROFS (attach it read-only, or make it writable)", blk.ErrNotWritable),
 			"disk image p: open read-write: the image is not writable: EROFS (attach it read-only with ,ro after its -d path, or make it writable)"},
 		// A restore attaches the disk as its snapshot recorded it: the

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"crypto/sha512"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/fetch/fetchtest"
+)
+
+// homeUID and homeGID own the other user's HOME of these tests, as the
+// first user of a host (1000) owns theirs.
+const homeUID, homeGID = 1000, 1000
+
+// ownedDir makes dir, mode perm, owned by uid and gid.
+func ownedDir(t *testing.T, dir string, uid, gid int, perm os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, perm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cacheTree describes every entry under root, as Lstat sees it: mode,
+// owner, size and bytes or link target. Equal descriptions are the same
+// tree, nothing made, removed, written or chowned.
+func cacheTree(t *testing.T, root string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		st, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		fmt.Fprintf(&b, "%s %v %d:%d %d", p, st.Mode(), sys.Uid, sys.Gid, st.Size())
+		if st.Mode().IsRegular() {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&b, " %x", sha512.Sum512(data))
+		} else if st.Mode()&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(p)
+			b.WriteString(" -> " + target)
+		}
+		b.WriteString("\n")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// cacheRuleServer is a mirror of 9.3/i386 whose rescue set is the test
+// stand-in.
+func cacheRuleServer(t *testing.T) *fetchtest.Server {
+	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: []byte("kernel image"),
+		Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet()}})
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestRootRefusesAnotherUsersDefaultCache: root run with another user's
+// HOME (sudo -E) is refused the default cache by fetch and by up's fetch
+// step, and no longer for the directories above that HOME: each stops,
+// status 1, naming the user's directory and saying how to go on, with
+// nothing made, written or chowned in that HOME and no request made.
+func TestRootRefusesAnotherUsersDefaultCache(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, which alone is refused another user's cache, to give a directory to another user")
+	}
+	srv := cacheRuleServer(t)
+	bin := asUnprivileged(t).Path // unreadable_test.go: a copy anybody may run
+	base := openTempDir(t, false)
+	home := filepath.Join(base, "alice")
+	ownedDir(t, home, homeUID, homeGID, 0o755)
+	// The user's own cache, holding a set mkimg would have built from.
+	sets := filepath.Join(home, ".cache", "smolvmm", "9.3", "i386", "sets")
+	if err := os.MkdirAll(sets, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	set := fetchtest.RescueSet()
+	sum := sha512.Sum512(set)
+	if err := os.WriteFile(filepath.Join(sets, "rescue.tgz"), set, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sets, "SHA512"), []byte("SHA512 (rescue.tgz) = "+hex.EncodeToString(sum[:])+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := filepath.WalkDir(filepath.Join(home, ".cache"), func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, homeUID, homeGID)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := cacheTree(t, home)
+	refusal := "cache directory " + home + "/.cache/smolvmm (from HOME): cache directory is another user's: " + home + " belongs to uid 1000, and this process is root ("
+	tests := []struct {
+		name string
+		args []string
+		want []string // in stderr
+	}{
+		{"fetch", []string{"fetch", "--mirror", srv.Mirror()},
+			[]string{"smolvmm fetch: " + refusal + "run with root's own HOME (sudo -H), or give --cache DIR to use that directory anyway)"}},
+		{"up", []string{"up", "--mirror", srv.Mirror(), "-i", "rescue.img", "rescue"},
+			[]string{refusal + "run with root's own HOME (sudo -H), or give --cache DIR to use that directory anyway)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "up" && !kvmUsable() {
+				t.Skip("up checks /dev/kvm before its fetch step, and it is unusable here")
+			}
+			work := t.TempDir()
+			srv.ResetLog()
+			cmd := exec.Command(bin, tt.args...)
+			cmd.Dir = work
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
+			status, stderr := runStatus(t, cmd)
+			if status != 1 {
+				t.Errorf("status %d, want 1; stderr:\n%s", status, stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr:\n%s\nwant %q", stderr, w)
+				}
+			}
+			if after := cacheTree(t, home); after != before {
+				t.Errorf("the other user's HOME changed:\n%s\nwas:\n%s", after, before)
+			}
+			if n := len(srv.Requests()); n != 0 {
+				t.Errorf("%d requests made, want none", n)
+			}
+			if left, _ := os.ReadDir(work); len(left) != 0 {
+				t.Errorf("left in the working directory: %v", left)
+			}
+		})
+	}
+}
+
+// TestCacheRuleTakesNoMore: the rule that refused root any cache whose
+// path, from /, went through another uid's directory, and made it
+// read-only for anybody else, refused what it had no reason to: root in
+// a user namespace (unshare -r), where / belongs to the overflow uid, its
+// own HOME included; root given a --cache on a volume of the host user's
+// (docker run -v); an arbitrary uid whose HOME is another uid's but its
+// group's to write (OpenShift). Each downloads the release again.
+func TestCacheRuleTakesNoMore(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give directories to other users and to run as them")
+	}
+	srv := cacheRuleServer(t)
+	bin := asUnprivileged(t).Path
+	setpriv, errSetpriv := exec.LookPath("setpriv")
+	unshare, errUnshare := exec.LookPath("unshare")
+	tests := []struct {
+		name string
+		// setup makes the directories under base and returns the
+		// command to run with args, and where the release's sets go.
+		setup func(t *testing.T, base string, args []string) (*exec.Cmd, string)
+	}{
+		{"root in a user namespace, its own HOME", func(t *testing.T, base string, args []string) (*exec.Cmd, string) {
+			if errSetpriv != nil || errUnshare != nil {
+				t.Skipf("needs setpriv and unshare: %v, %v", errSetpriv, errUnshare)
+			}
+			probe := exec.Command(setpriv, "--reuid=1000", "--regid=1000", "--clear-groups", unshare, "-r", "true")
+			if out, err := probe.CombinedOutput(); err != nil {
+				t.Skipf("uid 1000 cannot make a user namespace here (unshare -r): %v: %s", err, out)
+			}
+			home := filepath.Join(base, "h")
+			ownedDir(t, home, homeUID, homeGID, 0o755)
+			cmd := exec.Command(setpriv, append([]string{"--reuid=1000", "--regid=1000", "--clear-groups", "env", "HOME=" + home, unshare, "-r", bin}, args...)...)
+			return cmd, filepath.Join(home, ".cache/smolvmm/9.3/i386/sets")
+		}},
+		{"root with a --cache of another user's", func(t *testing.T, base string, args []string) (*exec.Cmd, string) {
+			vol := filepath.Join(base, "vol")
+			ownedDir(t, vol, homeUID, homeGID, 0o755)
+			home := filepath.Join(base, "root")
+			ownedDir(t, home, 0, 0, 0o700)
+			cmd := exec.Command(bin, append(args, "--cache", vol)...)
+			cmd.Env = []string{"HOME=" + home}
+			return cmd, filepath.Join(vol, "9.3/i386/sets")
+		}},
+		{"an arbitrary uid in its group's HOME", func(t *testing.T, base string, args []string) (*exec.Cmd, string) {
+			if errSetpriv != nil {
+				t.Skipf("needs setpriv: %v", errSetpriv)
+			}
+			home := filepath.Join(base, "app-root")
+			ownedDir(t, home, 1001, 0, 0o775)
+			cmd := exec.Command(setpriv, append([]string{"--reuid=1000680000", "--regid=0", "--clear-groups", "env", "HOME=" + home, bin}, args...)...)
+			return cmd, filepath.Join(home, ".cache/smolvmm/9.3/i386/sets")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := openTempDir(t, false)
+			cmd, sets := tt.setup(t, base, []string{"fetch", "--mirror", srv.Mirror()})
+			cmd.Env = append(cmd.Env, "PATH="+os.Getenv("PATH"))
+			status, stderr := runStatus(t, cmd)
+			if status != 0 {
+				t.Fatalf("status %d, want 0; stderr:\n%s", status, stderr)
+			}
+			got, err := os.ReadFile(filepath.Join(sets, "rescue.tgz"))
+			if err != nil || string(got) != string(fetchtest.RescueSet()) {
+				t.Errorf("cached set: %d bytes, %v; want the mirror's %d", len(got), err, len(fetchtest.RescueSet()))
+			}
+		})
+	}
+}
