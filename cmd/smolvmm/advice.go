@@ -112,12 +112,16 @@ var adviceTable = []advice{
 // another user's (a *fetch.ForeignCacheError): root kept that user's HOME
 // or XDG_CACHE_HOME (sudo -E, or a sudo that keeps HOME). Nothing is
 // chowned: the cache is that user's. A --cache is taken as given, which
-// is how to use that directory all the same.
+// is how to use that directory all the same; mkimg, which has none,
+// takes the set itself with -x.
 func foreignCacheAdvice(err error) string {
 	var fe *fetch.ForeignCacheError
 	own := "run with root's own HOME (sudo -H)"
 	if errors.As(err, &fe) && fe.Env == "XDG_CACHE_HOME" {
 		own = "run with root's own XDG_CACHE_HOME, or none (sudo without -E)"
+	}
+	if errors.As(err, new(*cachedSetError)) {
+		return own + ", or give -x PATH to use a set from that cache anyway"
 	}
 	return own + ", or give --cache DIR to use that directory anyway"
 }

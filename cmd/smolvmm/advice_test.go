@@ -89,6 +89,9 @@ func TestAdvise(t *testing.T) {
 			"cache directory /home/a/.cache/smolvmm (from HOME): cache directory is another user's: /home/a belongs to uid 1000, and this process is root (run with root's own HOME (sudo -H), or give --cache DIR to use that directory anyway)"},
 		{"cache another user's, XDG_CACHE_HOME", &fetch.ForeignCacheError{Dir: "/x/smolvmm", Env: "XDG_CACHE_HOME", Path: "/x/smolvmm", Link: true, UID: 1000},
 			"cache directory /x/smolvmm (from XDG_CACHE_HOME): cache directory is another user's: /x/smolvmm, a symbolic link, belongs to uid 1000, and this process is root (run with root's own XDG_CACHE_HOME, or none (sudo without -E), or give --cache DIR to use that directory anyway)"},
+		// mkimg has no --cache: -x takes the set.
+		{"cache another user's, mkimg", &cachedSetError{name: "rescue", err: &fetch.ForeignCacheError{Dir: "/home/a/.cache/smolvmm", Env: "HOME", Path: "/home/a", UID: 1000}},
+			"set \"rescue\": not in the current directory nor in sets/, and the fetch cache is not looked in: cache directory /home/a/.cache/smolvmm (from HOME): cache directory is another user's: /home/a belongs to uid 1000, and this process is root (run with root's own HOME (sudo -H), or give -x PATH to use a set from that cache anyway)"},
 		{"read-only disk", fmt.Errorf("disk image p: open read-write: %w: EROFS (attach it read-only, or make it writable)", blk.ErrNotWritable),
 			"disk image p: open read-write: the image is not writable: EROFS (attach it read-only with ,ro after its -d path, or make it writable)"},
 		// A restore attaches the disk as its snapshot recorded it: the

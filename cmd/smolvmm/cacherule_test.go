@@ -78,8 +78,9 @@ func cacheRuleServer(t *testing.T) *fetchtest.Server {
 }
 
 // TestRootRefusesAnotherUsersDefaultCache: root run with another user's
-// HOME (sudo -E) is refused the default cache by fetch and by up's fetch
-// step, and no longer for the directories above that HOME: each stops,
+// HOME (sudo -E) is refused the default cache by fetch, by up's fetch
+// step and by mkimg, which read cached sets and digest files there
+// unchecked, building from what that user's cache held: each stops,
 // status 1, naming the user's directory and saying how to go on, with
 // nothing made, written or chowned in that HOME and no request made.
 func TestRootRefusesAnotherUsersDefaultCache(t *testing.T) {
@@ -123,6 +124,8 @@ func TestRootRefusesAnotherUsersDefaultCache(t *testing.T) {
 			[]string{"smolvmm fetch: " + refusal + "run with root's own HOME (sudo -H), or give --cache DIR to use that directory anyway)"}},
 		{"up", []string{"up", "--mirror", srv.Mirror(), "-i", "rescue.img", "rescue"},
 			[]string{refusal + "run with root's own HOME (sudo -H), or give --cache DIR to use that directory anyway)"}},
+		{"mkimg", []string{"mkimg", "-i", "root.img"},
+			[]string{`smolvmm mkimg: set "rescue": not in the current directory nor in sets/, and the fetch cache is not looked in: ` + refusal + "run with root's own HOME (sudo -H), or give -x PATH to use a set from that cache anyway)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

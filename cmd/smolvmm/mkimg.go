@@ -44,7 +44,8 @@ Without -m and -x, the service's service.conf decides the size and sets
 rescue.tgz, as mkimg.sh did); a set name resolves to
 NAME.tgz or NAME.tar.xz in the current directory, then in sets/, then in
 the cache where smolvmm fetch keeps the default release (re-verified
-against its SHA512); only with none of these to the directory NAME in the
+against its SHA512; root refuses one that is another user's, as fetch
+does); only with none of these to the directory NAME in the
 current directory, then in sets/. -x takes paths, not set names: for a
 path that does not exist, such as -x base, the error names the archive
 that set name resolves to.
@@ -689,9 +690,14 @@ func orList(items []string) string {
 // port arch ("" is the default port) when
 // smolvmm fetch put it there, re-verified against the cached SHA512 file
 // (a copy that no longer matches is an error, never used). It also returns
-// the directory it looked in, for messages.
+// the directory it looked in, for messages. A cache root may not use
+// (another user's, fetch.ErrForeignCache) is a *cachedSetError, as fetch
+// and up refuse it: its digest files are that user's to write.
 func cachedSet(name, arch string) (path, dir string, err error) {
-	dir, digests := cachedDigests(arch)
+	dir, digests, err := cachedDigests(arch)
+	if err != nil {
+		return "", dir, &cachedSetError{name: name, err: err}
+	}
 	if digests == nil {
 		return "", dir, nil
 	}
@@ -713,33 +719,52 @@ func cachedSet(name, arch string) (path, dir string, err error) {
 	return path, dir, nil
 }
 
+// cachedSetError refuses a set looked for in a fetch cache root may not
+// use (a *fetch.ForeignCacheError): the advice (foreignCacheAdvice) is
+// -x, mkimg having no --cache.
+type cachedSetError struct {
+	name string
+	err  error
+}
+
+func (e *cachedSetError) Error() string {
+	return fmt.Sprintf("set %q: not in the current directory nor in sets/, and the fetch cache is not looked in: %v", e.name, e.err)
+}
+
+func (e *cachedSetError) Unwrap() error { return e.err }
+
 // cachedDigests is the SHA512 smolvmm fetch verified into its cache for
 // the default version of port arch, nil when there is none, and the
-// directory it looked in, for messages.
-func cachedDigests(arch string) (dir string, d fetch.Digests) {
+// directory it looked in, for messages. err is the fetch.ErrForeignCache
+// of a default cache that is another user's, root's refusal
+// (fetch.Fetcher.ReleaseDir, which fetch and up take it from).
+func cachedDigests(arch string) (dir string, d fetch.Digests, err error) {
 	if arch == "" {
 		arch = fetch.DefaultArch
 	}
-	root, err := fetch.DefaultCacheDir()
-	if err != nil {
-		return "the fetch cache", nil
+	rel, err := new(fetch.Fetcher).ReleaseDir(fetch.DefaultVersion, arch)
+	if errors.Is(err, fetch.ErrForeignCache) {
+		return "the fetch cache", nil, err
 	}
-	dir = filepath.Join(root, fetch.DefaultVersion, arch, "sets")
+	if err != nil {
+		return "the fetch cache", nil, nil
+	}
+	dir = filepath.Join(rel, "sets")
 	data, err := os.ReadFile(filepath.Join(dir, "SHA512"))
 	if err != nil {
-		return dir, nil
+		return dir, nil, nil
 	}
 	d, err = fetch.ParseDigests(data)
 	if err != nil {
-		return dir, nil
+		return dir, nil, nil
 	}
-	return dir, d
+	return dir, d, nil
 }
 
 // releaseSetFile is the file the default release of port arch has for
 // set name, as its cached SHA512 lists it; "" when that is not known.
 func releaseSetFile(name, arch string) string {
-	_, d := cachedDigests(arch)
+	_, d, _ := cachedDigests(arch)
 	if d == nil {
 		return ""
 	}
