@@ -31,7 +31,8 @@ const PostinstPath = "PATH=/usr/bin:/bin:/usr/sbin:/sbin"
 
 // PostinstUmask is the umask a postinst script runs with, whatever the
 // builder's: what a script makes is 0644 or 0755 in the image, as under
-// the usual umask, not 0600 when the build ran under umask 077.
+// the usual umask, not 0600 when the build ran under umask 077, nor when
+// TMPDIR has a default ACL (see dropACLs).
 const PostinstUmask = 0o022
 
 // postinstShell runs the script $0 under PostinstUmask: a umask is a
@@ -153,6 +154,9 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 		return &StageDirError{TempDir: os.TempDir(), Err: err}
 	}
 	defer removeStage()
+	if err := dropACLs(tmp); err != nil {
+		return fmt.Errorf("postinst staging: %w", err)
+	}
 	// One absolute path without symlinks, for staging, the scripts'
 	// working directory and the recognition of staging paths in the
 	// symlinks they write: a shell's pwd prints the resolved path, and
@@ -229,6 +233,30 @@ func RunPostinst(ctx context.Context, t *fstree.Tree, s *service.Service, log io
 	t.Root = root
 	return nil
 }
+
+// dropACLs removes the POSIX ACLs dir took from TMPDIR's default ACL,
+// before the staging tree is made in it. Where a default ACL applies,
+// Linux ignores the umask: what the scripts make would take that ACL's
+// modes (0600 and 0700, or 0666 and 0777), not PostinstUmask's. Its
+// access ACL goes too, so that dir's mode alone decides who reaches in:
+// where it has one, a chmod sets its mask and not its group's entry,
+// which can leave the scripts' group (see stageDirMode) without search.
+// None to remove (ENODATA) or a file system without ACLs (EOPNOTSUPP,
+// which is ENOTSUP on Linux) leaves the umask in force. The lock file
+// staledir made in dir first took the ACL too; its mode 0600 left the
+// ACL's mask empty, so it grants no one more than that mode does.
+func dropACLs(dir string) error {
+	for _, name := range []string{"system.posix_acl_default", "system.posix_acl_access"} {
+		err := removexattr(dir, name)
+		if err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
+			return fmt.Errorf("removing the ACL the staging directory inherited: %w", &os.PathError{Op: "removexattr " + name, Path: dir, Err: err})
+		}
+	}
+	return nil
+}
+
+// removexattr is unix.Removexattr; tests replace it to fail.
+var removexattr = unix.Removexattr
 
 // stagePrefix begins the name of a postinst staging directory in
 // os.TempDir().
