@@ -1,7 +1,9 @@
 // Package rebuild decides which of the files a service VM is made from
 // must be made again, and keeps the records that decision needs: a
 // stripped kernel is kept in the release's cache under a name of the
-// kernel's digest, the keep list and kstrip's revision, and a service's
+// kernel's digest, the keep list and kstrip's revision (named in clear,
+// so that the copies of older revisions are removed once this one's is
+// written), and a service's
 // disk image is stale when a stamp beside the release's cache says it was
 // built from another service, or other files of it (ServiceDigest: the
 // name and the content of what enters the image, not file times, which
@@ -697,23 +699,87 @@ type StripFunc func(in, out string, keep []string) (summary string, err error)
 // StrippedName is the file name StripCached gives the stripped copy of
 // the kernel whose SHA512 is sum, kept with keep by this kstrip
 // (kstrip.Revision: a copy stripped by one that decided otherwise is not
-// reused). Every name has the same length, which is also the kernel's name
-// on the guest's command line.
+// reused): netbsd-GENERIC.kstrip-r<revision>-<digest>. The revision is
+// named in clear, so that a later one's StripCached knows the copy for an
+// older one's and removes it. Every name this kstrip gives has the same
+// length, which is also the kernel's name on the guest's command line:
+// the digest's 13 hex digits (52 bits, for the few keep lists of one
+// kernel) leave it as long as the names before the revision was named,
+// and the room after it on the command line the same.
 func StrippedName(sum string, keep []string) string {
 	return strippedName(sum, keep, kstrip.Revision)
 }
 
+// strippedPrefix starts the name of every stripped copy StripCached
+// gives, of this revision or another.
+const strippedPrefix = "netbsd-GENERIC.kstrip-"
+
+// strippedDigits is how many hex digits of its key a stripped copy's name
+// holds.
+const strippedDigits = 13
+
 // strippedName is StrippedName for kstrip revision revision.
 func strippedName(sum string, keep []string, revision int) string {
 	key := sha512.Sum512([]byte(fmt.Sprintf("%s\x00%s\x00%d", sum, strings.Join(keep, ","), revision)))
-	return "netbsd-GENERIC.kstrip-" + hex.EncodeToString(key[:8])
+	return fmt.Sprintf("%sr%d-%s", strippedPrefix, revision, hex.EncodeToString(key[:8])[:strippedDigits])
+}
+
+// strippedRevision returns the kstrip revision whose StripCached named a
+// stripped copy (or its sidecar) name: 0 for one named before revisions
+// were (netbsd-GENERIC.kstrip-<16 hex digits>), which a smolvmm of an
+// older kstrip, or of this one before it named them, stripped. ok is
+// false for a name neither gives.
+func strippedRevision(name string) (revision int, ok bool) {
+	rest, found := strings.CutPrefix(strings.TrimSuffix(name, ".sha512"), strippedPrefix)
+	if !found {
+		return 0, false
+	}
+	if len(rest) == 16 && isHex(rest) {
+		return 0, true
+	}
+	rev, digest, found := strings.Cut(rest, "-")
+	num, marked := strings.CutPrefix(rev, "r")
+	if !found || !marked || len(digest) != strippedDigits || !isHex(digest) || num == "" || strings.Trim(num, "0123456789") != "" {
+		return 0, false
+	}
+	revision, err := strconv.Atoi(num)
+	return revision, err == nil
+}
+
+// isHex reports whether s is lowercase hex digits only.
+func isHex(s string) bool {
+	return strings.Trim(s, "0123456789abcdef") == ""
+}
+
+// removeOlderStripped removes, from the kernel's directory dir, the
+// stripped copies and sidecars of revisions older than this kstrip's:
+// this one never reads them again, and each is an uncompressed kernel's
+// size, kept otherwise for good. Unmarked names go too: they cannot be
+// told from other keep lists' copies, nor their revision known, but this
+// kstrip never reads them (its names name its revision), so only an older
+// smolvmm could use one, and would strip it again. Copies of this revision (other keep lists') and of newer ones
+// (a downgraded binary's strip must not remove a newer one's) stay, and
+// so does any file whose name is none StripCached gives. Failures are
+// passed over: a copy left is only space.
+func removeOlderStripped(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if rev, ok := strippedRevision(e.Name()); ok && rev < kstrip.Revision && e.Type().IsRegular() {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // StripCached returns a stripped copy of kernel k in the cache beside it,
 // stripping it only when no good copy exists for this kernel's digest and
 // keep list. The copy's digest is kept in a .sha512 sidecar and checked on
 // each use; a copy that no longer matches it is stripped again, and
-// reported Changed. A copy that cannot be stored because the cache may not be
+// reported Changed. Once it has written a copy, it removes those an older
+// kstrip revision left beside it (removeOlderStripped). A copy that
+// cannot be stored because the cache may not be
 // written is an error matching fetch.ErrCacheNotWritable. Whose the cache
 // is, is not looked at again: k comes from a Fetch, which refused root a
 // default cache of another user's (fetch.ErrForeignCache).
@@ -740,6 +806,9 @@ func StripCached(k fetch.File, keep []string, strip StripFunc) (Stripped, error)
 	if err != nil {
 		return Stripped{}, fmt.Errorf("store stripped kernel %s: %w", path, cacheErr(err))
 	}
+	// Only once a copy was written: the cache may be written, and this
+	// revision's copy is there to be used instead of the older ones.
+	removeOlderStripped(filepath.Dir(path))
 	return Stripped{Path: path, Changed: changed, Summary: summary}, nil
 }
 
