@@ -52,6 +52,10 @@ type upBuild struct {
 	// Out may be replaced (imagebuilder.Config.Replace); with no file
 	// there, none that appears is replaced.
 	Replace func(old *os.File) error
+	// Timestamp and TimestampSet are imagebuilder.Config's: the time of
+	// the superblock and of the files without one of their own.
+	Timestamp    int64
+	TimestampSet bool
 }
 
 // upDeps are the stages `up` drives, as functions so that each can be
@@ -85,6 +89,10 @@ type upOptions struct {
 	// would rebuild it for, and records it as built from this release
 	// and service (--keep-image).
 	KeepImage bool
+	// Timestamp and TimestampSet are the image's time, as in
+	// imagebuilder.Config (unset: the time of the build).
+	Timestamp    int64
+	TimestampSet bool
 }
 
 // image is the image path: Image, or <service>.img.
@@ -300,7 +308,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			}
 		}
 		msg, err := d.build(ctx, upBuild{Service: o.Service, Svc: svc.Service, Sets: im.Sets, Arch: res.Release.Arch, SizeMB: svc.SizeMB, Out: res.Image, Log: log,
-			Replace: commitCheck(res.Image, judged)})
+			Replace: commitCheck(res.Image, judged), Timestamp: o.Timestamp, TimestampSet: o.TimestampSet})
 		var refused imageTakenError
 		var exists *atomicfile.ExistsError
 		switch {
@@ -572,6 +580,17 @@ Examples:
 				return err
 			}
 			o := upOptions{Service: c.Args().First(), ServiceDir: c.String("service-dir"), Image: c.String("image"), KeepImage: c.Bool("keep-image")}
+			// The build is mkimg's, with mkimg's default time
+			// ($SOURCE_DATE_EPOCH, else now), so that its image is as
+			// reproducible; a bad value fails before the download. The
+			// time is not recorded with the image: it changes only
+			// dates, and a rebuild for it would throw away what the
+			// guest wrote (with SOURCE_DATE_EPOCH unset, at every run).
+			ts, err := parseTimestamp("") // mkimg.go
+			if err != nil {
+				return err
+			}
+			o.Timestamp, o.TimestampSet = ts, true
 			if err := checkSnapshotNotImage(c.String("snapshot"), o.image()); err != nil {
 				return err
 			}
@@ -916,7 +935,8 @@ func buildUpImage(ctx context.Context, b upBuild) (string, error) {
 	if b.Svc == nil {
 		return "", fmt.Errorf("service %s: not loaded", b.Service)
 	}
-	cfg := imagebuilder.Config{Sets: b.Sets, Service: b.Svc, Arch: b.Arch, SizeMB: b.SizeMB, Log: newBuildLog(b.Log, "smolvmm up: "), Force: true, Replace: b.Replace}
+	cfg := imagebuilder.Config{Sets: b.Sets, Service: b.Svc, Arch: b.Arch, SizeMB: b.SizeMB, Log: newBuildLog(b.Log, "smolvmm up: "), Force: true, Replace: b.Replace,
+		Timestamp: b.Timestamp, TimestampSet: b.TimestampSet}
 	tree, err := imagebuilder.BuildTree(ctx, &cfg)
 	var ae *imagebuilder.InitArchError
 	if errors.As(err, &ae) {
