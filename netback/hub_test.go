@@ -132,7 +132,7 @@ func TestHubLeasesSurviveRestart(t *testing.T) {
 		Version int
 		Leases  []struct{ MAC, Addr string }
 	}
-	if err := json.Unmarshal(b, &lf); err != nil || lf.Version != 1 || len(lf.Leases) != 3 {
+	if err := json.Unmarshal(b, &lf); err != nil || lf.Version != 2 || len(lf.Leases) != 3 {
 		t.Fatalf("lease file %s: %v", b, err)
 	}
 	h2 := startHub(t, dir)

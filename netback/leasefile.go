@@ -36,6 +36,10 @@ var (
 	// path, a file another user owns or may write, a directory another
 	// user owns or may replace files in.
 	ErrLeasesUnsafe = errors.New("lease file not safe from other users")
+	// ErrLeasesNewer: the lease file's version is newer than any this
+	// package reads: newer code wrote it, with fields (such as a
+	// lease's owner) that a save of this code would drop.
+	ErrLeasesNewer = errors.New("lease file of a newer layout")
 )
 
 // The lease file is read and written through a descriptor of its
@@ -306,8 +310,11 @@ func parseLeases(path string, b []byte) ([]*storedLease, error) {
 		}
 		return nil, fmt.Errorf("lease file %s: %w", path, err)
 	}
-	if lf.Version != leaseFileVersion {
-		return nil, fmt.Errorf("lease file %s: field \"version\": %d, want %d", path, lf.Version, leaseFileVersion)
+	switch {
+	case lf.Version > leaseFileVersion:
+		return nil, fmt.Errorf("lease file %s: %w: field \"version\" is %d, and %d is the newest known here", path, ErrLeasesNewer, lf.Version, leaseFileVersion)
+	case lf.Version < oldestLeaseFileVersion:
+		return nil, fmt.Errorf("lease file %s: field \"version\": %d, want %d or %d", path, lf.Version, oldestLeaseFileVersion, leaseFileVersion)
 	}
 	offs := leaseOffsets(b)
 	var ls []*storedLease

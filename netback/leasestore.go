@@ -3,6 +3,7 @@ package netback
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -88,8 +89,19 @@ type leaseFile struct {
 	Leases  []*storedLease `json:"leases"`
 }
 
-// leaseFileVersion is the version of the lease file's layout.
-const leaseFileVersion = 1
+// leaseFileVersion is the version of the lease file's layout that save
+// writes. Version 2 has the fields of version 1 files written since the
+// leases got owners ("uid", "connected", kept leases without "addr"),
+// which the builds before those fields read as theirs and dropped on
+// their next save, leaving each MAC to the next user: raised so that
+// those builds refuse it. A layout that adds a field whose loss matters
+// must raise it again.
+const leaseFileVersion = 2
+
+// oldestLeaseFileVersion is the oldest version parseLeases reads, alike:
+// a version 1 file without owners loads as one whose leases have no
+// user recorded (storedLease.UID).
+const oldestLeaseFileVersion = 1
 
 // maxLeaseFile bounds the lease file read (240 leases take about 20 KiB,
 // maxKept kept ones about 200 KiB more).
@@ -105,7 +117,8 @@ var leasePool = [2]netip.Addr{UserGuest, netip.MustParseAddr("10.0.2.254")}
 // an exclusive lock beside it is held until close). A path that is not a
 // regular file, or a file that does not parse (any bad lease too), is an
 // error naming it and where, rather than a table that hands the
-// addresses out again.
+// addresses out again; so is a file of a newer layout (ErrLeasesNewer),
+// which would be saved without the fields this code does not know.
 func loadLeases(path string) (*leaseStore, error) {
 	s := &leaseStore{path: path, byMAC: map[string]*storedLease{}, byAddr: map[netip.Addr]*storedLease{}}
 	if path == "" {
@@ -123,6 +136,10 @@ func loadLeases(path string) (*leaseStore, error) {
 	ls, err := parseLeases(path, b)
 	if err != nil {
 		s.close()
+		if errors.Is(err, ErrLeasesNewer) {
+			// Nothing to correct: the file is good for its writer.
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w (correct it, or remove it to start afresh)", err)
 	}
 	for _, l := range ls {

@@ -295,6 +295,10 @@ func hubStartError(err error) error {
 		return fmt.Errorf("%w (another user made it first: set XDG_RUNTIME_DIR to a directory of your own, give --socket in a directory of your own, or ask that user or root to remove it)", err)
 	case errors.Is(err, netback.ErrLeasesUnsafe):
 		return fmt.Errorf("%w (give --leases a file of your own, not a symlink, in a directory only you or root may write, or a sticky one such as /tmp)", err)
+	case errors.Is(err, netback.ErrLeasesNewer):
+		// This one would save it without the fields it does not know,
+		// such as a lease's owner.
+		return fmt.Errorf("%w (a newer smolvmm wrote it: run that smolvmm, or move the file away to start afresh, losing its leases)", err)
 	}
 	return err
 }
