@@ -68,7 +68,7 @@ const MaxFAT32MiB = 256 << 10
 
 // BuildDataImage writes a disk image at outPath holding the files and
 // directories under dir, as FAT32 (fs "fat32" or "") or ISO 9660 with Rock
-// Ridge ("iso9660"), sized to the content. The image is written to a
+// Ridge ("iso9660", every file owned by 0:0), sized to the content. The image is written to a
 // temporary file and renamed over outPath, which it replaces if present.
 // Symlinks, device nodes and other special files are refused: neither file
 // system can hold them.
@@ -483,6 +483,9 @@ func fillDataImage(ctx context.Context, f *os.File, b backend.Storage, root *hos
 			return fmt.Errorf("writing ISO 9660 image: %w", err)
 		}
 		if err := fixISOContinuations(f); err != nil {
+			return err
+		}
+		if err := fixISOOwners(f); err != nil {
 			return err
 		}
 		return trimISO(f)
