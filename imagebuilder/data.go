@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/diskfs/go-diskfs/backend"
 	"github.com/diskfs/go-diskfs/backend/file"
@@ -490,7 +491,11 @@ func fillDataImage(ctx context.Context, f *os.File, b backend.Storage, root *hos
 		}
 		return trimISO(f)
 	}
-	return fixFAT32(f)
+	if err := fixFAT32(f); err != nil {
+		return err
+	}
+	now := time.Now()
+	return setFAT32Times(f, func(string) time.Time { return now })
 }
 
 // dataStorage is the storage a data image's file system is made on; tests
@@ -744,4 +749,118 @@ func trimISO(f *os.File) error {
 		}
 	}
 	return nil
+}
+
+// FAT's dates run from 1980-01-01 to 2107-12-31 (a 7-bit year from 1980,
+// two-second times): a time outside is written as the nearest end, where
+// go-diskfs wrapped the year (1970 was 2098).
+var (
+	fatMinTime = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+	fatMaxTime = time.Date(2107, 12, 31, 23, 59, 58, 0, time.UTC)
+)
+
+// putFATTime writes t, clamped to FAT's range, as the creation,
+// modification and access time of the short-name directory entry e. FAT
+// records no time zone: UTC is written, as NetBSD's msdosfs reads it in
+// a guest whose clock is UTC, and the image does not depend on the
+// builder's TZ.
+func putFATTime(e []byte, t time.Time) {
+	t = t.UTC()
+	if t.Before(fatMinTime) {
+		t = fatMinTime
+	}
+	if t.After(fatMaxTime) {
+		t = fatMaxTime
+	}
+	date := uint16(t.Year()-1980)<<9 | uint16(t.Month())<<5 | uint16(t.Day())
+	tm := uint16(t.Hour())<<11 | uint16(t.Minute())<<5 | uint16(t.Second()/2)
+	le := binary.LittleEndian
+	e[13] = byte(t.Second()%2) * 100 // creation's hundredths of a second: the odd second
+	le.PutUint16(e[14:], tm)
+	le.PutUint16(e[16:], date)
+	le.PutUint16(e[18:], date) // last access: a date only
+	le.PutUint16(e[22:], tm)
+	le.PutUint16(e[24:], date)
+}
+
+// setFAT32Times sets the times of every entry of the FAT32 volume in f,
+// the volume label's and the dot entries' included: go-diskfs dates them
+// from SOURCE_DATE_EPOCH when it is set, read from the environment behind
+// its caller's back, and wrapped the year of one before 1980. Each entry
+// gets at(p), p its path in the volume ("/sub/f"; "/" the root, whose
+// time the label and the root's ".." entries take).
+func setFAT32Times(f *os.File, at func(p string) time.Time) error {
+	v, err := readFAT32(f)
+	if err != nil {
+		return err
+	}
+	var walk func(first uint32, dir string) error
+	walk = func(first uint32, dir string) error {
+		cs, err := v.chain(first)
+		if err != nil {
+			return err
+		}
+		cb := v.spc * v.bps
+		buf := make([]byte, int64(len(cs))*cb)
+		for i, c := range cs {
+			if _, err := f.ReadAt(buf[int64(i)*cb:int64(i+1)*cb], v.dataStart+int64(c-2)*cb); err != nil {
+				return fmt.Errorf("reading directory cluster %d: %w", c, err)
+			}
+		}
+		var subdirs []uint32
+		var names []string
+		var lfn []int
+		for i := 0; i+32 <= len(buf) && buf[i] != 0; i += 32 {
+			e := buf[i : i+32]
+			switch {
+			case e[0] == 0xe5:
+				lfn = nil
+				continue
+			case e[11] == attrLFN:
+				lfn = append(lfn, i)
+				continue
+			}
+			name := fatEntryName(buf, e, lfn)
+			lfn = nil
+			switch {
+			case e[11]&attrVolumeID != 0:
+				putFATTime(e, at("/"))
+			case name == ".":
+				putFATTime(e, at(dir))
+			case name == "..":
+				putFATTime(e, at(path.Dir(dir)))
+			default:
+				p := path.Join(dir, name)
+				putFATTime(e, at(p))
+				if e[11]&attrDir != 0 {
+					subdirs, names = append(subdirs, entryCluster(e)), append(names, p)
+				}
+			}
+		}
+		for i, c := range cs {
+			if _, err := f.WriteAt(buf[int64(i)*cb:int64(i+1)*cb], v.dataStart+int64(c-2)*cb); err != nil {
+				return fmt.Errorf("writing directory cluster %d: %w", c, err)
+			}
+		}
+		for i, c := range subdirs {
+			if err := walk(c, names[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(v.root, "/")
+}
+
+// fatEntryName is the name of the short-name entry e of dir: its long
+// name, held by the long-name entries at offsets lfn, or its short name.
+func fatEntryName(dir, e []byte, lfn []int) string {
+	if len(lfn) > 0 {
+		return longName(dir, lfn)
+	}
+	name := strings.TrimRight(string(e[:8]), " ")
+	if ext := strings.TrimRight(string(e[8:11]), " "); ext != "" {
+		name += "." + ext
+	}
+	return name
 }
