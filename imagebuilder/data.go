@@ -69,7 +69,8 @@ const MaxFAT32MiB = 256 << 10
 
 // BuildDataImage writes a disk image at outPath holding the files and
 // directories under dir, as FAT32 (fs "fat32" or "") or ISO 9660 with Rock
-// Ridge ("iso9660", every file owned by 0:0), sized to the content. The image is written to a
+// Ridge ("iso9660", every file owned by 0:0), sized to the content, each
+// entry with its host modification time (see DataOptions.Time). The image is written to a
 // temporary file and renamed over outPath, which it replaces if present.
 // Symlinks, device nodes and other special files are refused: neither file
 // system can hold them.
@@ -82,7 +83,8 @@ type dataEntry struct {
 	rel      string // slash-separated, relative to the shared directory
 	dir      bool
 	size     int64
-	dev, ino uint64 // the entry scanned: the copy refuses another in its place
+	dev, ino uint64    // the entry scanned: the copy refuses another in its place
+	mtime    time.Time // the host entry's, which the image's entry carries
 }
 
 // scanData lists the entries under root, but those in omit (the same
@@ -126,7 +128,7 @@ func scanData(root *hostdir.Dir, fat bool, omit []unix.Stat_t) ([]dataEntry, err
 				return fmt.Errorf("reading %s: %w", hp, err)
 			}
 			m := hostdir.Mode(&st)
-			e := dataEntry{rel: r, dir: m.IsDir(), dev: uint64(st.Dev), ino: st.Ino}
+			e := dataEntry{rel: r, dir: m.IsDir(), dev: uint64(st.Dev), ino: st.Ino, mtime: time.Unix(st.Mtim.Unix())}
 			switch {
 			case m.IsDir():
 				sub, st, err := d.OpenDir(name)
@@ -136,7 +138,7 @@ func scanData(root *hostdir.Dir, fat bool, omit []unix.Stat_t) ([]dataEntry, err
 					}
 					return fmt.Errorf("reading %s: %w", hp, err)
 				}
-				e.dev, e.ino = uint64(st.Dev), st.Ino
+				e.dev, e.ino, e.mtime = uint64(st.Dev), st.Ino, time.Unix(st.Mtim.Unix())
 				es = append(es, e)
 				err = walk(sub, r)
 				sub.Close()
@@ -255,6 +257,16 @@ type DataOptions struct {
 	// on the file is held until the new image is in place. With no file
 	// there then, the new image replaces none that appears meanwhile.
 	Replace func(old *os.File) error
+	// Time is the time of the image's root directory and volume (the
+	// FAT32 label, the ISO 9660 volume descriptor's creation and
+	// modification); the zero Time is the build's start. Every other
+	// entry carries its host file's or directory's modification time, so
+	// that the same directory with the same times and the same Time
+	// gives the same image, byte for byte, whoever builds it, in whatever
+	// time zone. Times are written in UTC, clamped to what the file
+	// system stores (FAT32: 1980-01-01 to 2107-12-31; ISO 9660: 1900 to
+	// 2155).
+	Time time.Time
 }
 
 // BuildDataImageOptions is BuildDataImageContext replacing only what opts
@@ -351,8 +363,12 @@ func buildDataImage(ctx context.Context, dir, outPath, fsType string, sizeMB int
 	case opts.Replace != nil:
 		commit = append(commit, atomicfile.ReplaceIf(opts.Replace))
 	}
+	vol := opts.Time
+	if vol.IsZero() {
+		vol = time.Now()
+	}
 	err = writeAtomically(ctx, outPath, func(f *os.File) error {
-		return writeDataImage(ctx, f, root, es, fsType, size)
+		return writeDataImage(ctx, f, root, es, fsType, size, vol)
 	}, commit...)
 	var ee *atomicfile.ExistsError
 	if !opts.Force && errors.As(err, &ee) {
@@ -407,8 +423,9 @@ func unreadable(path string, dir bool, err error) error {
 var afterDataScan func()
 
 // writeDataImage makes a file system of size bytes and type fsType in f and
-// copies es, the entries scanData listed under root, into it.
-func writeDataImage(ctx context.Context, f *os.File, root *hostdir.Dir, es []dataEntry, fsType string, size int64) error {
+// copies es, the entries scanData listed under root, into it; vol is the
+// time of its root and volume (DataOptions.Time).
+func writeDataImage(ctx context.Context, f *os.File, root *hostdir.Dir, es []dataEntry, fsType string, size int64, vol time.Time) error {
 	typ := filesystem.TypeFat32
 	if fsType == DataISO9660 {
 		typ = filesystem.TypeISO9660
@@ -421,7 +438,7 @@ func writeDataImage(ctx context.Context, f *os.File, root *hostdir.Dir, es []dat
 	// start) every file system and partition table it knows.
 	rec := &recordingFile{File: f}
 	b := dataStorage(rec)
-	err := fillDataImage(ctx, f, b, root, es, fsType, typ, size)
+	err := fillDataImage(ctx, f, b, root, es, fsType, typ, size, vol)
 	if err != nil && rec.err != nil && !errors.Is(err, rec.err) {
 		// go-diskfs words the image's write errors with %v: the
 		// image file's own error is kept beside it, so that a full
@@ -454,8 +471,8 @@ func (r *recordingFile) WriteAt(p []byte, off int64) (int, error) {
 }
 
 // fillDataImage makes the file system in b, the backend of f, and copies
-// es into it.
-func fillDataImage(ctx context.Context, f *os.File, b backend.Storage, root *hostdir.Dir, es []dataEntry, fsType string, typ filesystem.Type, size int64) error {
+// es into it, with vol the time of its root and volume.
+func fillDataImage(ctx context.Context, f *os.File, b backend.Storage, root *hostdir.Dir, es []dataEntry, fsType string, typ filesystem.Type, size int64, vol time.Time) error {
 	var fsys filesystem.FileSystem
 	var err error
 	var work string
@@ -480,13 +497,16 @@ func fillDataImage(ctx context.Context, f *os.File, b backend.Storage, root *hos
 		return err
 	}
 	if iso, ok := fsys.(*iso9660.FileSystem); ok {
+		if err := isoTimes(work, es, vol); err != nil {
+			return err
+		}
 		if err := iso.Finalize(iso9660.FinalizeOptions{RockRidge: true, DeepDirectories: true, VolumeIdentifier: DataLabel}); err != nil {
 			return fmt.Errorf("writing ISO 9660 image: %w", err)
 		}
 		if err := fixISOContinuations(f); err != nil {
 			return err
 		}
-		if err := fixISOOwners(f); err != nil {
+		if err := fixISORecords(f, vol); err != nil {
 			return err
 		}
 		return trimISO(f)
@@ -494,8 +514,34 @@ func fillDataImage(ctx context.Context, f *os.File, b backend.Storage, root *hos
 	if err := fixFAT32(f); err != nil {
 		return err
 	}
-	now := time.Now()
-	return setFAT32Times(f, func(string) time.Time { return now })
+	times := map[string]time.Time{"/": vol}
+	for _, e := range es {
+		times[strings.ToUpper("/"+e.rel)] = e.mtime
+	}
+	return setFAT32Times(f, times)
+}
+
+// isoTimes gives the copies of es in work, the ISO 9660 work tree, their
+// host entries' modification times, and work itself vol: go-diskfs
+// dates each record from its copy (the time it was made, otherwise).
+// Access times are set too, though a read since moves them: the records'
+// are set from the modification time once the image is written, and the
+// root's from vol (see fixISORecords). Directories are set once all they
+// hold is made.
+func isoTimes(work string, es []dataEntry, vol time.Time) error {
+	set := func(p string, t time.Time) error {
+		t = clampISOTime(t)
+		if err := os.Chtimes(p, t, t); err != nil {
+			return fmt.Errorf("setting the time of %s in the ISO 9660 work tree: %w", p, err)
+		}
+		return nil
+	}
+	for _, e := range es {
+		if err := set(filepath.Join(work, filepath.FromSlash(e.rel)), e.mtime); err != nil {
+			return err
+		}
+	}
+	return set(work, vol)
 }
 
 // dataStorage is the storage a data image's file system is made on; tests
@@ -787,12 +833,21 @@ func putFATTime(e []byte, t time.Time) {
 // the volume label's and the dot entries' included: go-diskfs dates them
 // from SOURCE_DATE_EPOCH when it is set, read from the environment behind
 // its caller's back, and wrapped the year of one before 1980. Each entry
-// gets at(p), p its path in the volume ("/sub/f"; "/" the root, whose
-// time the label and the root's ".." entries take).
-func setFAT32Times(f *os.File, at func(p string) time.Time) error {
+// gets times[P], P its path in the volume in upper case ("/SUB/F"; "/"
+// the root, whose time the label and the root's ".." entries take): FAT
+// names ignore case.
+func setFAT32Times(f *os.File, times map[string]time.Time) error {
 	v, err := readFAT32(f)
 	if err != nil {
 		return err
+	}
+	var missing error
+	at := func(p string) time.Time {
+		t, ok := times[strings.ToUpper(p)]
+		if !ok && missing == nil {
+			missing = fmt.Errorf("data image: %s has no entry in the directory scanned, so no time", p)
+		}
+		return t
 	}
 	var walk func(first uint32, dir string) error
 	walk = func(first uint32, dir string) error {
@@ -836,6 +891,9 @@ func setFAT32Times(f *os.File, at func(p string) time.Time) error {
 					subdirs, names = append(subdirs, entryCluster(e)), append(names, p)
 				}
 			}
+		}
+		if missing != nil {
+			return missing
 		}
 		for i, c := range cs {
 			if _, err := f.WriteAt(buf[int64(i)*cb:int64(i+1)*cb], v.dataStart+int64(c-2)*cb); err != nil {

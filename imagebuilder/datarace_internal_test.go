@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // secretText stands for a root-only file outside the shared directory: it
@@ -107,7 +108,7 @@ func TestDataChangedBeforeCopy(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer f.Close()
-				err = writeDataImage(context.Background(), f, root, es, fsType, dataSize(es, fsType))
+				err = writeDataImage(context.Background(), f, root, es, fsType, dataSize(es, fsType), time.Now())
 				checkRefused(t, err, tt.want)
 				img, rerr := os.ReadFile(f.Name())
 				if rerr != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"time"
 )
 
 // fixISOContinuations mends go-diskfs v1.9.4's defect "every continuation
@@ -134,25 +135,133 @@ func moveContinuations(f *os.File, dir []byte, ces []int, first uint32) error {
 // builds the image, and the image holds the directory, not who built it.
 const isoOwner = 0
 
-// fixISOOwners sets the Rock Ridge owner and group (PX) of every file
-// and directory of the ISO 9660 image in f to isoOwner.
-func fixISOOwners(f *os.File) error {
-	return walkISO(f, nil, func(e []byte) {
-		if string(e[:2]) != "PX" || len(e) < 36 {
-			return
+// ISO 9660's directory records keep the year from 1900 in a byte. go-diskfs
+// writes a time in the builder's zone, which fixISORecords then turns to
+// UTC: the range kept is a day inside each end, so that no zone (all are
+// within 14 hours of UTC) takes a time past one first.
+var (
+	isoMinTime = time.Date(1900, 1, 2, 0, 0, 0, 0, time.UTC)
+	isoMaxTime = time.Date(2155, 12, 30, 23, 59, 59, 0, time.UTC)
+)
+
+// clampISOTime is t within what ISO 9660 data images record.
+func clampISOTime(t time.Time) time.Time {
+	switch {
+	case t.Before(isoMinTime):
+		return isoMinTime
+	case t.After(isoMaxTime):
+		return isoMaxTime
+	}
+	return t
+}
+
+// fixISORecords makes the ISO 9660 image in f hold its directory and vol
+// alone, nothing of who built it, where or when:
+//   - every file's Rock Ridge owner and group (PX) is isoOwner;
+//   - every record's date, and its Rock Ridge times (TF), are in UTC
+//     (go-diskfs wrote the builder's local time and zone offset);
+//   - a record's Rock Ridge access and attribute-change times are its
+//     modification time (go-diskfs took them from its work copy: the
+//     build's reads and the copy's making);
+//   - the root's records and the volume descriptor's creation and
+//     modification dates are vol, in UTC, and its expiration and
+//     effective dates "not specified" (ECMA-119 8.4.26.1: digits 0,
+//     offset 0): go-diskfs wrote the build's time in all four, so the
+//     volume expired as it was made.
+func fixISORecords(f *os.File, vol time.Time) error {
+	pvd := make([]byte, 2048)
+	if _, err := f.ReadAt(pvd, 16*2048); err != nil {
+		return fmt.Errorf("reading the ISO volume descriptor: %w", err)
+	}
+	// The root's records (its own, its "..", and each subdirectory's "..")
+	// are given vol here, not through the work tree, whose file system
+	// may keep a narrower range of times (ext4: from 1901).
+	vol = clampISOTime(vol).UTC()
+	root := binary.LittleEndian.Uint32(pvd[156+2:])
+	volDate := []byte{byte(vol.Year() - 1900), byte(vol.Month()), byte(vol.Day()), byte(vol.Hour()), byte(vol.Minute()), byte(vol.Second()), 0}
+	isRoot := false // of the record whose System Use entries su is given next
+	err := walkISO(f, func(r []byte) {
+		isRoot = r[25]&2 != 0 && binary.LittleEndian.Uint32(r[2:]) == root
+		if isRoot {
+			copy(r[18:25], volDate)
+		} else {
+			utcISODate(r[18:25])
 		}
-		for _, at := range []int{20, 28} { // uid, gid: both-endian
-			binary.LittleEndian.PutUint32(e[at:], isoOwner)
-			binary.BigEndian.PutUint32(e[at+4:], isoOwner)
+	}, func(e []byte) {
+		switch {
+		case string(e[:2]) == "PX" && len(e) >= 36:
+			for _, at := range []int{20, 28} { // uid, gid: both-endian
+				binary.LittleEndian.PutUint32(e[at:], isoOwner)
+				binary.BigEndian.PutUint32(e[at+4:], isoOwner)
+			}
+		case string(e[:2]) == "TF" && len(e) >= 5 && e[4]&0x80 == 0:
+			fixTF(e, isRoot, volDate)
 		}
 	})
+	if err != nil {
+		return err
+	}
+	copy(pvd[156+18:156+25], volDate) // the root's record
+	date := []byte(vol.Format("20060102150405") + "00\x00")
+	copy(pvd[813:830], date) // creation
+	copy(pvd[830:847], date) // modification
+	unset := []byte("0000000000000000\x00")
+	copy(pvd[847:864], unset) // expiration
+	copy(pvd[864:881], unset) // effective
+	if _, err := f.WriteAt(pvd, 16*2048); err != nil {
+		return fmt.Errorf("writing the ISO volume descriptor: %w", err)
+	}
+	return nil
+}
+
+// utcISODate rewrites the 7-byte date b of an ISO 9660 directory record
+// or Rock Ridge TF entry (years from 1900, then month, day, hour, minute,
+// second and the offset from UTC in 15 minutes) as the same instant in
+// UTC.
+func utcISODate(b []byte) {
+	zone := time.FixedZone("", int(int8(b[6]))*15*60)
+	t := time.Date(1900+int(b[0]), time.Month(b[1]), int(b[2]), int(b[3]), int(b[4]), int(b[5]), 0, zone).UTC()
+	b[0], b[1], b[2] = byte(t.Year()-1900), byte(t.Month()), byte(t.Day())
+	b[3], b[4], b[5], b[6] = byte(t.Hour()), byte(t.Minute()), byte(t.Second()), 0
+}
+
+// fixTF sets the short-form times of the Rock Ridge TF entry e in UTC,
+// and its access and attribute-change times, when it has them, to its
+// modification time; with root, every time it holds is the 7-byte date
+// vol.
+func fixTF(e []byte, root bool, vol []byte) {
+	const modify, access, attributes = 2, 4, 8
+	stamps := map[byte][]byte{}
+	at := 5
+	for bit := byte(1); bit < 0x80; bit <<= 1 {
+		if e[4]&bit == 0 {
+			continue
+		}
+		if at+7 > len(e) {
+			return
+		}
+		stamps[bit] = e[at : at+7]
+		if root {
+			copy(stamps[bit], vol)
+		} else {
+			utcISODate(stamps[bit])
+		}
+		at += 7
+	}
+	if m, ok := stamps[modify]; ok {
+		for _, bit := range []byte{access, attributes} {
+			if s, ok := stamps[bit]; ok {
+				copy(s, m)
+			}
+		}
+	}
 }
 
 // walkISO calls rec with every directory record of the ISO 9660 image in
 // f ("." and ".." included; not the root's record in the volume
 // descriptor) and su with each of their System Use entries, those in
-// continuation areas too; each may change the bytes it is given, which
-// are written back. It runs after fixISOContinuations, so every CE entry
+// continuation areas too (a record's right after it is given to rec);
+// each may change the bytes it is given, which are written back. It runs after fixISOContinuations, so every CE entry
 // points to an area of its own.
 func walkISO(f *os.File, rec func(r []byte), su func(e []byte)) error {
 	pvd := make([]byte, 2048)

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // isoOwners lists the owner and group xorriso reads from the Rock Ridge
@@ -62,5 +65,70 @@ func TestDataISOOwner(t *testing.T) {
 		if owners[p] != "0:0" {
 			t.Errorf("%s: owner %q, want 0:0 (all: %v)", p, owners[p], owners)
 		}
+	}
+}
+
+// TestDataReproducible: mkimg --data gave a new image at every build:
+// each entry carried the build's time, not its file's, an ISO 9660 image
+// the builder's time zone and uid, and --timestamp was refused. The same
+// directory with the same times and the same --timestamp (or
+// SOURCE_DATE_EPOCH) gives the same bytes, built in another time zone, a
+// second later, and (as root) by another user.
+func TestDataReproducible(t *testing.T) {
+	if _, err := os.Stat("/usr/share/zoneinfo/Asia/Kolkata"); err != nil {
+		t.Skip("no time zone data (/usr/share/zoneinfo/Asia/Kolkata): the time zone cannot be changed")
+	}
+	data, out := openTempDir(t, false), openTempDir(t, true)
+	if err := os.Mkdir(filepath.Join(data, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2011, 12, 13, 14, 15, 17, 0, time.UTC)
+	for _, f := range []string{"top", "sub/f", "sub"} {
+		p := filepath.Join(data, f)
+		if f != "sub" {
+			if err := os.WriteFile(p, []byte(f), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, fsType := range []string{"fat32", "iso9660"} {
+		t.Run(fsType, func(t *testing.T) {
+			var imgs [2]string
+			for i := range imgs {
+				imgs[i] = filepath.Join(out, fmt.Sprintf("%s-%d.img", fsType, i))
+				args := []string{"mkimg", "--data", data, "--fs", fsType, "-i", imgs[i]}
+				var cmd *exec.Cmd
+				if i == 0 {
+					cmd = exec.Command(smolvmmBin(t), append(args, "--timestamp", "1700000000")...)
+					cmd.Env = append(os.Environ(), "TZ=UTC", "SOURCE_DATE_EPOCH=")
+				} else {
+					cmd = asUnprivileged(t, args...) // nobody, as root
+					cmd.Env = append(os.Environ(), "TZ=Asia/Kolkata", "SOURCE_DATE_EPOCH=1700000000")
+				}
+				if status, stderr := runStatus(t, cmd); status != 0 {
+					t.Fatalf("build %d: status %d\n%s", i, status, stderr)
+				}
+			}
+			a, err := os.ReadFile(imgs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(imgs[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(a, b) {
+				n := 0
+				for i := range min(len(a), len(b)) {
+					if a[i] != b[i] {
+						n++
+					}
+				}
+				t.Errorf("the two builds differ: %d and %d bytes, %d of them differ", len(a), len(b), n)
+			}
+		})
 	}
 }

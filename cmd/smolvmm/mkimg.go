@@ -58,7 +58,7 @@ With --data DIR, builds a FAT32 (or ISO 9660) disk holding DIR instead.`,
 			&cli.StringSliceFlag{Name: "sets", Aliases: []string{"x"}, Usage: "set `FILE`s or directories, comma-separated or repeated [default: service.conf's, rescue.tgz]"},
 			&cli.StringFlag{Name: "service-dir", Usage: "`DIR` holding your own services (<name>/etc/rc, optional common/)"},
 			&cli.StringFlag{Name: "arch", Usage: "NetBSD port (`ARCH`) the sets are for, which decides the /dev numbers: " + imagebuilder.ArchI386 + " or " + imagebuilder.ArchAMD64 + " [default: the port of the sets' init program; " + imagebuilder.DefaultArch + " when it is no ELF program]"},
-			&cli.StringFlag{Name: "timestamp", Usage: "`T` for the superblock and files without a time: Unix seconds or RFC 3339 [default: $SOURCE_DATE_EPOCH, else now]"},
+			&cli.StringFlag{Name: "timestamp", Usage: "`T` for the superblock and files without a time (with --data, for the disk's root directory and volume; its files keep their own): Unix seconds or RFC 3339 [default: $SOURCE_DATE_EPOCH, else now]"},
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "overwrite an existing image (a regular file; through a symlink, its target)"},
 			&cli.StringFlag{Name: "data", Usage: "build a data disk holding host `DIR` instead of a root image"},
 			&cli.StringFlag{Name: "fs", Value: imagebuilder.DataFAT32, Usage: "data disk file `SYSTEM`: fat32 or iso9660 (with --data)"},
@@ -102,7 +102,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 	// Flags of the other kind of image would be silently ignored.
 	if c.String("data") != "" {
 		for _, f := range []struct{ name, shown string }{
-			{"service", "-s"}, {"sets", "-x"}, {"service-dir", "--service-dir"}, {"timestamp", "--timestamp"}, {"arch", "--arch"},
+			{"service", "-s"}, {"sets", "-x"}, {"service-dir", "--service-dir"}, {"arch", "--arch"},
 		} {
 			if c.IsSet(f.name) {
 				return usageErrorf("%s is for root images; a --data disk holds only its directory (drop %s, or drop --data)", f.shown, f.shown)
@@ -139,8 +139,19 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		if !c.IsSet("megabytes") || auto {
 			sizeMB = 0
 		}
+		// The disk's files keep their own times; T dates its root and
+		// volume, so that the same directory gives the same image.
+		var vol time.Time
+		switch n, set, err := timestampArg(c.String("timestamp")); {
+		case err != nil && c.String("timestamp") != "":
+			return usageErrorf("%v", err)
+		case err != nil:
+			return err
+		case set:
+			vol = time.Unix(n, 0)
+		}
 		start := time.Now()
-		opts := imagebuilder.DataOptions{Force: c.Bool("force"), Replace: forceCheck(out, c.Bool("force"))}
+		opts := imagebuilder.DataOptions{Force: c.Bool("force"), Replace: forceCheck(out, c.Bool("force")), Time: vol}
 		if err := imagebuilder.BuildDataImageOptions(ctx, dir, out, c.String("fs"), sizeMB, opts); err != nil {
 			var small *imagebuilder.DataSizeError
 			if errors.As(err, &small) {
@@ -406,20 +417,16 @@ func parseMegabytes(s string) (mb int, auto bool, err error) {
 // parseTimestamp reads --timestamp (Unix seconds or RFC 3339), falling
 // back to $SOURCE_DATE_EPOCH and then to now.
 func parseTimestamp(s string) (int64, error) {
+	n, set, err := timestampArg(s)
+	switch {
+	case err != nil:
+		return 0, err
+	case !set:
+		return time.Now().Unix(), nil
+	}
 	src := "--timestamp"
 	if s == "" {
 		s, src = os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH"
-	}
-	if s == "" {
-		return time.Now().Unix(), nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		t, err := time.Parse(time.RFC3339, s)
-		if err != nil {
-			return 0, fmt.Errorf("%s %q: want Unix seconds or an RFC 3339 time like 2024-01-02T15:04:05Z", src, s)
-		}
-		n = t.Unix()
 	}
 	// Said with the value as given: an RFC 3339 time was echoed as the
 	// seconds it makes (--timestamp 32503680000 for 3000-01-01T00:00:00Z).
@@ -427,6 +434,29 @@ func parseTimestamp(s string) (int64, error) {
 		return 0, fmt.Errorf("%s %s: ext2 stores times from 1970-01-01T00:00:00Z to 2038-01-19T03:14:07Z (Unix seconds 0 to 2147483647)", src, s)
 	}
 	return n, nil
+}
+
+// timestampArg reads --timestamp s (Unix seconds or RFC 3339), or else
+// $SOURCE_DATE_EPOCH; set is false when neither is given. A data disk
+// takes any time: its file system keeps what it can of it (FAT32 1980 to
+// 2107, ISO 9660 1900 to 2155).
+func timestampArg(s string) (n int64, set bool, err error) {
+	src := "--timestamp"
+	if s == "" {
+		s, src = os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH"
+	}
+	if s == "" {
+		return 0, false, nil
+	}
+	n, err = strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return 0, false, fmt.Errorf("%s %q: want Unix seconds or an RFC 3339 time like 2024-01-02T15:04:05Z", src, s)
+		}
+		n = t.Unix()
+	}
+	return n, true, nil
 }
 
 // resolveSets returns the -x paths (split on commas), or, when none are

@@ -182,6 +182,8 @@ func TestMkimgOptions(t *testing.T) {
 		{"sets of another machine", fakeFlags{"sets": []string{"arm64.tgz"}, "image": "m.img"},
 			"the sets are for no port images can be built for (i386 or amd64): their init /rescue/init is an ELF program for machine EM_AARCH64 (183): give sets for i386 or amd64", "m.img", 0},
 		{"data with arch", fakeFlags{"data": share, "arch": "amd64", "image": "k.img"}, "--arch is for root images", "k.img", 0},
+		{"data with a timestamp", fakeFlags{"data": share, "timestamp": "2023-11-14T22:13:20Z", "image": "ts.img"}, "", "ts.img", 34 << 20},
+		{"data with a bad timestamp", fakeFlags{"data": share, "timestamp": "yesterday", "image": "tb.img"}, "--timestamp \"yesterday\": want Unix seconds or an RFC 3339 time", "tb.img", 0},
 		{"iso with a size", fakeFlags{"data": share, "fs": "iso9660", "megabytes": "50", "image": "i.iso"}, "-m 50: an ISO 9660 image is as large as its content", "i.iso", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
