@@ -2,8 +2,10 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -21,14 +23,22 @@ var ErrQEMUKernel = errors.New("QEMU cannot boot this kernel")
 // gzipped one is written decompressed into dir. A kernel without a
 // multiboot header is refused: a NetBSD ELF kernel, booted through
 // NetBSD's native /boot handoff, which QEMU does not perform, with
-// ErrQEMUKernel, and any other file as no kernel at all.
-func QEMUKernel(path, dir string) (string, error) {
+// ErrQEMUKernel, and any other file as no kernel at all. ctx ending stops
+// it between its steps and during the write, whose partial file is then
+// removed (as on a failed write), with ctx's error.
+func QEMUKernel(ctx context.Context, path, dir string) (string, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
 	}
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
 	image, gzipped, err := kernelimage.Decompress(raw)
 	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	r := bytes.NewReader(image)
@@ -44,8 +54,47 @@ func QEMUKernel(path, dir string) (string, error) {
 		return path, nil
 	}
 	out := filepath.Join(dir, "qemu-"+filepath.Base(path)+".elf")
-	if err := os.WriteFile(out, image, 0o644); err != nil {
+	if err := writeFileCtx(ctx, out, image); err != nil {
 		return "", err
 	}
 	return out, nil
+}
+
+// writeChunk is how much writeFileCtx writes between looks at its
+// context: a few milliseconds of a disk's writing.
+const writeChunk = 4 << 20
+
+// writeFileCtx writes data to a new file name, mode 0644, removing it if
+// the write fails or ctx ends before it is done (a kernel's hundreds of
+// MiB take a while).
+func writeFileCtx(ctx context.Context, name string, data []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	err = writeChunks(ctx, f, data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(name)
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// writeChunks writes data to w writeChunk bytes at a time, stopping with
+// ctx's error once ctx has ended.
+func writeChunks(ctx context.Context, w io.Writer, data []byte) error {
+	for len(data) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := min(len(data), writeChunk)
+		if _, err := w.Write(data[:n]); err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
 }

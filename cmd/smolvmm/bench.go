@@ -53,6 +53,19 @@ func benchSubcommands() []*cli.Command {
 	return []*cli.Command{benchBootCommand()}
 }
 
+// benchSetupDone, when set, runs once bench is set up (its kernel
+// checked, --compare qemu's files written), before its first VM starts:
+// the tests' build (benchtesthook.go) waits there for a signal.
+var benchSetupDone func(ctx context.Context)
+
+// benchSetupEnv, set to "wait" in the environment of the tests' build,
+// has bench print benchSetupWaitLine on standard error once it is set up
+// and wait there for a signal.
+const benchSetupEnv = "SMOLVMM_TEST_BENCH_SETUP"
+
+// benchSetupWaitLine is what the tests' build of bench prints when it waits.
+const benchSetupWaitLine = "smolvmm-test: bench set up, waiting for a signal"
+
 // benchTimeout is how long bench waits for a boot unless --timeout says.
 const benchTimeout = 2 * time.Minute
 
@@ -137,6 +150,12 @@ tap:NAME, which every VM would share, is refused with N > 1.`,
 }
 
 func benchAction(c *cli.Context) error {
+	// Taken before the setup, as run takes it: a signal while the kernel
+	// is read and decompressed or --compare qemu's files are written ends
+	// the bench with status 130 and those files removed (it was killed
+	// there, leaving them in TMPDIR).
+	ctx, stop := runSignals(c.Context) // run.go
+	defer stop()
 	// The flag parser gives --compare the next word even when it is a
 	// flag (--compare -n 3 makes "-n" the value and "3" an argument):
 	// refused here, before the stray argument is.
@@ -267,7 +286,7 @@ func benchAction(c *cli.Context) error {
 	}
 	// Said once, in run's words and with its status, not by every VM
 	// (which all failed, and were counted as failed boots).
-	if err := checkBenchKernel(c); err != nil {
+	if err := benchSetup(ctx, checkBenchKernel(c)); err != nil {
 		return err
 	}
 	for i, spec := range c.StringSlice("disk") {
@@ -275,7 +294,7 @@ func benchAction(c *cli.Context) error {
 		if err != nil {
 			return usageErrorf("-d: %v", err)
 		}
-		if err := checkDiskFile(d, i, c.String("restore") != ""); err != nil {
+		if err := benchSetup(ctx, checkDiskFile(d, i, c.String("restore") != "")); err != nil {
 			return err
 		}
 		warnHiddenTail(os.Stderr, "bench", d.Path) // disktail.go
@@ -338,14 +357,15 @@ func benchAction(c *cli.Context) error {
 	targets := []bench.Target{{Name: "smolvmm", Path: self, Args: childArgs, ReportFlag: benchReportFlag, SettledFlag: "--settled-fd", ReadyFlag: "--ready-fd", GuestBytes: guestBytes, Jailed: c.Bool("jail"), Tasks: vmTasks(nc.Spec),
 		Env: []string{benchChildEnv + "=1"}, Success: bench.DebugExitSuccess}}
 	if r := c.String("restore"); r != "" {
-		if targets, err = benchRestoreTargets(c, targets[0]); err != nil { // snapshot.go
+		targets, err = benchRestoreTargets(c, targets[0]) // snapshot.go
+		if err := benchSetup(ctx, err); err != nil {
 			return err
 		}
 		kernelName = "snapshot " + r
 		// The snapshot's RAM, not -m's default, in the results.
 		memoryMiB = int(targets[0].GuestBytes >> 20)
 	}
-	if err := checkParallelDisks(c); err != nil {
+	if err := benchSetup(ctx, checkParallelDisks(c)); err != nil {
 		return err
 	}
 	if err := checkRestoreRounds(c); err != nil {
@@ -365,7 +385,7 @@ func benchAction(c *cli.Context) error {
 			// Its memory is reported with the VMs'. Not running: every
 			// VM would fail the same way, so none is started.
 			sn, err := benchSharedNetwork(nc.Spec)
-			if err != nil {
+			if err := benchSetup(ctx, err); err != nil {
 				return err
 			}
 			netOpts.NetworkPID, netOpts.NetworkVMs, netOpts.NetworkSettle = sn.PID, sn.VMs, sn.Settle
@@ -379,7 +399,7 @@ func benchAction(c *cli.Context) error {
 				}
 			}
 		}
-		return benchParallel(c, targets[0], n, bench.Config{Kernel: kernelName, Disks: c.StringSlice("disk"),
+		return benchParallel(ctx, c, targets[0], n, bench.Config{Kernel: kernelName, Disks: c.StringSlice("disk"),
 			Append: c.String("append"), MemoryMiB: memoryMiB, Ready: c.String("ready"), Net: nc.Spec}, ready.Pattern, vmArgs, netOpts)
 	}
 
@@ -392,7 +412,11 @@ func benchAction(c *cli.Context) error {
 		// Its memory is reported with the VM's, read in the memory boot,
 		// as --parallel reads it. Not running, or out of sight: the
 		// boots say whether they can join it.
-		if sn, err := benchSharedNetwork(nc.Spec); err != nil {
+		sn, err := benchSharedNetwork(nc.Spec)
+		if err := benchSetup(ctx, nil); err != nil {
+			return err
+		}
+		if err != nil {
 			note := fmt.Sprintf("shared network memory not read: %v", err)
 			fmt.Fprintf(os.Stderr, "smolvmm bench: %s\n", note)
 			notes = append(notes, note)
@@ -417,16 +441,19 @@ func benchAction(c *cli.Context) error {
 		if kernel == "" {
 			err = os.WriteFile(qk, guests.Demo, 0o644)
 		} else {
-			qk, err = bench.QEMUKernel(kernel, dir)
+			qk, err = bench.QEMUKernel(ctx, kernel, dir)
 		}
 		if err != nil {
-			return fmt.Errorf("smolvmm bench: --compare qemu: %w", err)
+			return benchSetup(ctx, fmt.Errorf("smolvmm bench: --compare qemu: %w", err))
 		}
 		userNet, netNote := qemuNet(nc.Spec)
 		qt, skipped, err := bench.QEMUTargets(bench.QEMUSetup{
 			Kernel: qk, Append: c.String("append"), MemoryMiB: c.Int("memory"),
 			Disks: qemuDisks, UserNet: userNet, Forwards: qemuForwards(nc.Forwards),
 		}, nil)
+		if err := benchSetup(ctx, nil); err != nil {
+			return err
+		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "smolvmm bench: --compare qemu: %v; showing smolvmm only\n", err)
 			notes = append(notes, err.Error())
@@ -442,8 +469,12 @@ func benchAction(c *cli.Context) error {
 		targets = append(targets, qt...)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
-	defer stop()
+	if benchSetupDone != nil {
+		benchSetupDone(ctx)
+	}
+	if err := benchSetup(ctx, nil); err != nil {
+		return err
+	}
 	opts := bench.Options{
 		Boots: c.Int("boots"), Warmup: c.Int("warmup"), Progress: os.Stderr,
 		Boot: bench.BootOptions{Ready: ready, Timeout: c.Duration("timeout")},
@@ -617,6 +648,22 @@ func vmTasks(netSpec string) uint64 {
 // its results, partial, are not written.
 var errBenchInterrupted = cli.Exit("interrupted: the VMs were stopped, no results written", 130)
 
+// benchSetup is err, or, once a stopSignals signal has ended ctx (the
+// bench's, from runSignals), the end of a bench stopped in its setup: no
+// VM started, status 130, the signal named as run names it there. The
+// caller's deferred cleanups remove what the setup made.
+func benchSetup(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	msg := "interrupted"
+	var sc signalCause
+	if errors.As(context.Cause(ctx), &sc) {
+		msg += " by " + signalName(sc.sig)
+	}
+	return cli.Exit(msg+" before any VM started, no results written", 130)
+}
+
 // checkParallelFlags refuses what --parallel cannot do: compare systems,
 // share one host port between VMs, or count timed boots.
 func checkParallelFlags(c *cli.Context) error {
@@ -762,7 +809,7 @@ func snapshotRWDisks(path string) (which, it, ro string) {
 }
 
 // benchParallel runs smolvmm bench --parallel: n copies of t at once.
-func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, ready *regexp.Regexp, vmArgs func(int) []string, netOpts bench.ParallelOptions) error {
+func benchParallel(ctx context.Context, c *cli.Context, t bench.Target, n int, cfg bench.Config, ready *regexp.Regexp, vmArgs func(int) []string, netOpts bench.ParallelOptions) error {
 	if ready == nil && !t.ReadyReported {
 		// As RunParallel: unused. A restore keeps its ready report: it
 		// starts there when its guest prints nothing (at its prompt).
@@ -775,8 +822,12 @@ func benchParallel(c *cli.Context, t bench.Target, n int, cfg bench.Config, read
 	if err := checkBenchKVM(c); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
-	defer stop()
+	if benchSetupDone != nil {
+		benchSetupDone(ctx)
+	}
+	if err := benchSetup(ctx, nil); err != nil {
+		return err
+	}
 	fmt.Fprintf(os.Stderr, "smolvmm bench: starting %d VMs at once\n", n)
 	res, err := bench.RunParallel(ctx, t, bench.ParallelOptions{N: n, Ready: ready, Timeout: c.Duration("timeout"), Config: cfg, VMArgs: vmArgs,
 		NetworkPID: netOpts.NetworkPID, NetworkVMs: netOpts.NetworkVMs, NetworkSettle: netOpts.NetworkSettle})
