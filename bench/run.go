@@ -18,7 +18,8 @@ type Options struct {
 	Boots, Warmup int
 	// Boot applies to every boot.
 	Boot BootOptions
-	// Progress, when set, gets one line per system and a dot per boot.
+	// Progress, when set, gets one line per system and a dot per boot,
+	// ended by "failed" when a boot failed, "interrupted" when ctx ended.
 	Progress io.Writer
 	// Config is copied into the results (Boots and Warmup are filled in).
 	Config Config
@@ -80,7 +81,12 @@ func runSystem(ctx context.Context, t Target, o Options) System {
 		b, err := RunBoot(ctx, t, bo)
 		if err != nil {
 			s.Error, s.Err = err.Error(), err
-			progress("failed")
+			// Stopped, not failed: the boot ended because ctx did.
+			if ctx.Err() != nil {
+				progress("interrupted")
+			} else {
+				progress("failed")
+			}
 			break
 		}
 		if i == o.Warmup {
