@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
 )
 
@@ -82,7 +84,10 @@ func cacheRuleServer(t *testing.T) *fetchtest.Server {
 // step and by mkimg, which read cached sets and digest files there
 // unchecked, building from what that user's cache held: each stops,
 // status 1, naming the user's directory and saying how to go on, with
-// nothing made, written or chowned in that HOME and no request made.
+// nothing made, written or chowned in that HOME and no request made. The
+// refusal skips that cache and no more: mkimg still finds a set that is a
+// directory in the current directory (looked for after the cache), and
+// builds from it; it refused it, saying the set was not there.
 func TestRootRefusesAnotherUsersDefaultCache(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, which alone is refused another user's cache, to give a directory to another user")
@@ -118,14 +123,21 @@ func TestRootRefusesAnotherUsersDefaultCache(t *testing.T) {
 	tests := []struct {
 		name string
 		args []string
-		want []string // in stderr
+		// rescueDir unpacks the rescue set into the working directory
+		// as rescue/, a set mkimg finds without the cache.
+		rescueDir bool
+		status    int
+		want      []string // in stderr
+		made      []string // left in the working directory, rescue/ aside
 	}{
-		{"fetch", []string{"fetch", "--mirror", srv.Mirror()},
-			[]string{"smolvmm fetch: " + refusal + "run with root's own HOME (sudo -H), or give --cache DIR to use that directory anyway)"}},
-		{"up", []string{"up", "--mirror", srv.Mirror(), "-i", "rescue.img", "rescue"},
-			[]string{refusal + "run with root's own HOME (sudo -H), or give --cache DIR to use that directory anyway)"}},
-		{"mkimg", []string{"mkimg", "-i", "root.img"},
-			[]string{`smolvmm mkimg: set "rescue": not in the current directory nor in sets/, and the fetch cache is not looked in: ` + refusal + "run with root's own HOME (sudo -H), or give -x PATH to use a set from that cache anyway)"}},
+		{name: "fetch", args: []string{"fetch", "--mirror", srv.Mirror()}, status: 1,
+			want: []string{"smolvmm fetch: " + refusal + "run with root's own HOME (sudo -H), or give --cache DIR to use that directory anyway)"}},
+		{name: "up", args: []string{"up", "--mirror", srv.Mirror(), "-i", "rescue.img", "rescue"}, status: 1,
+			want: []string{refusal + "run with root's own HOME (sudo -H), or give --cache DIR to use that directory anyway)"}},
+		{name: "mkimg", args: []string{"mkimg", "-i", "root.img"}, status: 1,
+			want: []string{`smolvmm mkimg: set "rescue": no rescue.tgz or rescue.tar.xz in the current directory or in sets/, and no directory rescue in the current directory or in sets/; the fetch cache is not looked in: ` + refusal + "run with root's own HOME (sudo -H), or give -x PATH to use a set from that cache anyway)"}},
+		{name: "mkimg, a directory set in the current directory", args: []string{"mkimg", "-i", "root.img"}, rescueDir: true,
+			made: []string{"root.img"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,13 +145,16 @@ func TestRootRefusesAnotherUsersDefaultCache(t *testing.T) {
 				t.Skip("up checks /dev/kvm before its fetch step, and it is unusable here")
 			}
 			work := t.TempDir()
+			if tt.rescueDir {
+				unpackTgz(t, fetchtest.RescueSet(), filepath.Join(work, "rescue"))
+			}
 			srv.ResetLog()
 			cmd := exec.Command(bin, tt.args...)
 			cmd.Dir = work
 			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
 			status, stderr := runStatus(t, cmd)
-			if status != 1 {
-				t.Errorf("status %d, want 1; stderr:\n%s", status, stderr)
+			if status != tt.status {
+				t.Errorf("status %d, want %d; stderr:\n%s", status, tt.status, stderr)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(stderr, w) {
@@ -152,10 +167,43 @@ func TestRootRefusesAnotherUsersDefaultCache(t *testing.T) {
 			if n := len(srv.Requests()); n != 0 {
 				t.Errorf("%d requests made, want none", n)
 			}
-			if left, _ := os.ReadDir(work); len(left) != 0 {
-				t.Errorf("left in the working directory: %v", left)
+			var left []string
+			entries, err := os.ReadDir(work)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				if !(tt.rescueDir && e.Name() == "rescue") {
+					left = append(left, e.Name())
+				}
+			}
+			if fmt.Sprint(left) != fmt.Sprint(tt.made) {
+				t.Errorf("left in the working directory: %v, want %v", left, tt.made)
+			}
+			for _, f := range tt.made {
+				if st, err := os.Stat(filepath.Join(work, f)); err != nil || st.Size() == 0 {
+					t.Errorf("%s: %v, want a non-empty image", f, err)
+				}
 			}
 		})
+	}
+}
+
+// unpackTgz unpacks the gzipped tar archive tgz into dir, as a set
+// unpacked by hand is a directory set.
+func unpackTgz(t *testing.T, tgz []byte, dir string) {
+	t.Helper()
+	tar, err := exec.LookPath("tar")
+	if err != nil {
+		t.Skipf("needs tar to unpack a set: %v", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(tar, "-xzf", "-", "-C", dir)
+	cmd.Stdin = bytes.NewReader(tgz)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, out)
 	}
 }
 
@@ -224,6 +272,35 @@ func TestCacheRuleTakesNoMore(t *testing.T) {
 			got, err := os.ReadFile(filepath.Join(sets, "rescue.tgz"))
 			if err != nil || string(got) != string(fetchtest.RescueSet()) {
 				t.Errorf("cached set: %d bytes, %v; want the mirror's %d", len(got), err, len(fetchtest.RescueSet()))
+			}
+		})
+	}
+}
+
+// TestMissingSetsCacheRefused: sets found nowhere while root was refused
+// another user's cache are said as not in the current directory nor in
+// sets/, with the refusal as the reason the cache was not looked in and
+// its advice, not "or in <cache>" and a fetch that cache would refuse.
+func TestMissingSetsCacheRefused(t *testing.T) {
+	refused := &cachedSetError{name: "rescue", err: &fetch.ForeignCacheError{Dir: "/home/a/.cache/smolvmm", Env: "HOME", Path: "/home/a", UID: 1000}}
+	missing := func(name string) *missingSetError {
+		return &missingSetError{name: name, archives: []string{name + ".tgz", name + ".tar.xz"}, cache: "the fetch cache", refused: refused}
+	}
+	const why = "the fetch cache is not looked in: cache directory /home/a/.cache/smolvmm (from HOME): cache directory is another user's: /home/a belongs to uid 1000, and this process is root (run with root's own HOME (sudo -H), or give -x PATH to use a set from that cache anyway)"
+	tests := []struct {
+		name string
+		sets []*missingSetError
+		want string
+	}{
+		{"one set", []*missingSetError{missing("rescue")},
+			`set "rescue": no rescue.tgz or rescue.tar.xz in the current directory or in sets/, and no directory rescue in the current directory or in sets/; ` + why},
+		{"two sets", []*missingSetError{missing("rescue"), missing("base")},
+			`sets "rescue", "base": no rescue.tgz or rescue.tar.xz, nor base.tgz or base.tar.xz, in the current directory or in sets/, and no directory rescue or base in the current directory or in sets/; ` + why},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := advise(missingSets(tt.sets)); got != tt.want {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
 			}
 		})
 	}

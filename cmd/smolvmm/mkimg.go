@@ -540,7 +540,10 @@ func commaAdvice(err error, parts []string, i int) error {
 // set archive's extension (sets=rescue.tgz, or a mirror's rescue.tbz) is
 // that archive, as the cache (fetch.Digests.SetFile) and service.conf's
 // check of a set named twice take it: NAME.tgz.tgz is not looked for. Its
-// content, not its name, says whether the builder reads it.
+// content, not its name, says whether the builder reads it. A cache root
+// may not use (another user's) is passed over as one without the set:
+// the refusal is said only when the set is found nowhere else, in the
+// *missingSetError, where it is the reason the cache was not looked in.
 func findSet(name, arch string) (string, error) {
 	stat := func(p string, dir bool) (bool, error) {
 		st, err := os.Stat(p)
@@ -566,6 +569,10 @@ func findSet(name, arch string) (string, error) {
 		}
 	}
 	p, cache, err := cachedSet(name, arch)
+	var refused *cachedSetError
+	if errors.As(err, &refused) {
+		err = nil
+	}
 	if p != "" || err != nil {
 		return p, err
 	}
@@ -575,7 +582,7 @@ func findSet(name, arch string) (string, error) {
 			return p, err
 		}
 	}
-	m := &missingSetError{name: name, archives: archives, cache: cache, arch: arch}
+	m := &missingSetError{name: name, archives: archives, cache: cache, arch: arch, refused: refused}
 	// Named with an extension that is not the archive there is
 	// (sets=etc.tar.xz, the release's etc.tgz): a fetch would not help,
 	// the name would.
@@ -601,9 +608,21 @@ type missingSetError struct {
 	// finds, else the file the default release's SHA512 (when cached)
 	// lists for it, when that is another name.
 	found, release string
+	// refused is why the cache was not looked in (root and another
+	// user's cache), nil when it was.
+	refused *cachedSetError
 }
 
 func (e *missingSetError) Error() string {
+	if e.refused != nil {
+		// No fetch advice: fetch refuses that cache too.
+		msg := fmt.Sprintf("set %q: no %s in the current directory or in sets/, and no directory %s in the current directory or in sets/; ",
+			e.name, strings.Join(e.archives, " or "), e.name)
+		if r := e.rename(); r != "" {
+			msg += r + "; "
+		}
+		return msg + "the fetch cache is not looked in: " + e.refused.err.Error()
+	}
 	msg := fmt.Sprintf("set %q: no %s in the current directory, in sets/ or in %s, and no directory %s in the current directory or in sets/: ",
 		e.name, strings.Join(e.archives, " or "), e.cache, e.name)
 	switch {
@@ -613,6 +632,15 @@ func (e *missingSetError) Error() string {
 		return msg + fmt.Sprintf("%s and fetch it (smolvmm fetch %s), or pass -x PATH", e.rename(), fetchSetArgs(e.arch, fetchName(e.name)))
 	}
 	return msg + fmt.Sprintf("pass -x PATH, or fetch the set first (smolvmm fetch %s)", fetchSetArgs(e.arch, fetchName(e.name)))
+}
+
+// Unwrap is the cache's refusal, for its advice (foreignCacheAdvice);
+// nil when the cache was looked in.
+func (e *missingSetError) Unwrap() error {
+	if e.refused == nil {
+		return nil
+	}
+	return e.refused
 }
 
 // rename is the advice for a set named with another extension than its
@@ -673,7 +701,9 @@ func fetchSetArgs(arch string, names ...string) string {
 // them, so that one fetch gets them all (the first alone was named, and
 // the next mkimg named the next). Each set is named once, with the files
 // looked for it (its own name when it is an archive's); one found under
-// its name without the extension is not fetched, but named so.
+// its name without the extension is not fetched, but named so. With the
+// cache refused (the same for every set: one port), no fetch is advised,
+// which that cache would refuse too, and the refusal is said instead.
 func missingSets(m []*missingSetError) error {
 	var quoted, archives, dirs, fetchNames, renames []string
 	seen, fetchSeen := map[string]bool{}, map[string]bool{}
@@ -700,6 +730,10 @@ func missingSets(m []*missingSetError) error {
 	if len(quoted) == 1 {
 		return first
 	}
+	if first.refused != nil {
+		return &fileError{fmt.Sprintf("sets %s: no %s, in the current directory or in sets/, and no directory %s in the current directory or in sets/%s; the fetch cache is not looked in: %v",
+			strings.Join(quoted, ", "), strings.Join(archives, ", nor "), orList(dirs), strings.Join(renames, ""), first.refused.err), first.refused}
+	}
 	fetchAdvice := ""
 	if len(fetchNames) > 0 {
 		fetchAdvice = fmt.Sprintf(", or fetch the sets first (smolvmm fetch %s)", fetchSetArgs(first.arch, fetchNames...))
@@ -722,7 +756,8 @@ func orList(items []string) string {
 // (a copy that no longer matches is an error, never used). It also returns
 // the directory it looked in, for messages. A cache root may not use
 // (another user's, fetch.ErrForeignCache) is a *cachedSetError, as fetch
-// and up refuse it: its digest files are that user's to write.
+// and up refuse it: its digest files are that user's to write. findSet
+// goes on past it, to a directory set.
 func cachedSet(name, arch string) (path, dir string, err error) {
 	dir, digests, err := cachedDigests(arch)
 	if err != nil {
@@ -751,7 +786,8 @@ func cachedSet(name, arch string) (path, dir string, err error) {
 
 // cachedSetError refuses a set looked for in a fetch cache root may not
 // use (a *fetch.ForeignCacheError): the advice (foreignCacheAdvice) is
-// -x, mkimg having no --cache.
+// -x, mkimg having no --cache. findSet says it only for a set found
+// nowhere else, wrapped in that set's *missingSetError.
 type cachedSetError struct {
 	name string
 	err  error
