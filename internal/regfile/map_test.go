@@ -62,6 +62,79 @@ func TestMap(t *testing.T) {
 	}
 }
 
+// TestMapUnmappable: a file its file system will not map (sysfs: mmap's
+// ENODEV) or that says it is empty (procfs: size 0, its bytes made as it
+// is read) is read instead, to the same bytes os.ReadFile reads and
+// within the same limit as ReadFile; and Unmap of those bytes, which are
+// no mapping, is nothing to do. Map refused the first ("mmap: no such
+// device") and gave the second as empty.
+func TestMapUnmappable(t *testing.T) {
+	tests := []struct {
+		name  string
+		paths []string // the first present is used
+		limit int64    // below the file's bytes: refused
+	}{
+		{"sysfs, size 4096, no mmap", []string{"/sys/kernel/mm/transparent_hugepage/enabled", "/sys/devices/system/cpu/possible"}, 2},
+		{"procfs, size 0", []string{"/proc/sys/kernel/osrelease", "/proc/version"}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			for _, p := range tt.paths {
+				if _, err := os.Stat(p); err == nil {
+					path = p
+					break
+				}
+			}
+			if path == "" {
+				t.Skipf("none of %v here (no such file system mounted)", tt.paths)
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Skipf("%s cannot be read here: %v", path, err)
+			}
+			if int64(len(want)) <= tt.limit {
+				t.Skipf("%s has %d bytes, too few to pass the limit %d", path, len(want), tt.limit)
+			}
+			data, err := Map(path, 1<<20)
+			if err != nil {
+				t.Fatalf("Map(%s): %v", path, err)
+			}
+			if !bytes.Equal(data, want) {
+				t.Fatalf("Map(%s) = %q, want %q (os.ReadFile)", path, data, want)
+			}
+			if err := Unmap(data); err != nil {
+				t.Fatalf("Unmap of %s's bytes, read not mapped: %v, want nothing done", path, err)
+			}
+			if !bytes.Equal(data, want) {
+				t.Fatalf("after Unmap: %q, want %q still", data, want)
+			}
+			if _, err := Map(path, tt.limit); !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("Map(%s, %d): %v, want %v", path, tt.limit, err, ErrTooLarge)
+			}
+		})
+	}
+}
+
+// Unmap releases only what Map mapped: bytes it did not map (a file read
+// instead, any other slice) are nothing to release, and a mapping once
+// released is nothing more.
+func TestUnmapOnlyMappings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kernel")
+	if err := os.WriteFile(path, []byte("kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, err := Map(path, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range [][]byte{data, data, []byte("heap bytes"), {}, nil} {
+		if err := Unmap(b); err != nil {
+			t.Errorf("Unmap #%d (%d bytes): %v, want nil", i, len(b), err)
+		}
+	}
+}
+
 // A mapped file cut shorter faults where its bytes were: Guard makes that
 // an error naming the file, the region and the offset.
 func TestGuardCut(t *testing.T) {

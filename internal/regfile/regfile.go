@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -51,7 +52,8 @@ func Open(path string) (*os.File, int64, error) {
 
 // ReadFile reads the regular file at path whole, refusing it before
 // reading when it is larger than limit bytes. A file that grows while it
-// is read is cut at limit+1 bytes and refused too.
+// is read, or whose size said less than it holds (procfs says 0), is cut
+// at limit+1 bytes and refused too.
 func ReadFile(path string, limit int64) ([]byte, error) {
 	f, size, err := Open(path)
 	if err != nil {
@@ -61,12 +63,22 @@ func ReadFile(path string, limit int64) ([]byte, error) {
 	if size > limit {
 		return nil, &TooLargeError{Path: path, Size: size, Limit: limit}
 	}
+	return readAll(f, path, limit)
+}
+
+// readAll reads f, the file at path, to its end, refusing it past limit
+// bytes: its size said nothing of that, or it grew. The bytes of an empty
+// file are an empty, non-nil slice.
+func readAll(f *os.File, path string, limit int64) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
 		return nil, &TooLargeError{Path: path, Size: -1, Limit: limit}
+	}
+	if data == nil {
+		data = []byte{}
 	}
 	return data, nil
 }
@@ -81,6 +93,15 @@ func ReadFile(path string, limit int64) ([]byte, error) {
 // it keeps the size it had when opened, and a byte the file no longer has
 // (cut shorter since) faults when read; read it under Guard. An empty file
 // is an empty, non-nil slice.
+//
+// A file that cannot be mapped is read whole instead, as ReadFile reads
+// it (to its end, refused past limit bytes), its bytes then the
+// process's own: one its file system will not map (mmap's ENODEV: sysfs,
+// debugfs, configfs, FUSE without mmap; EINVAL or EACCES from a driver or
+// a security module that refuses it a mapping, not its read), and one
+// whose size says 0, which a kernel's pseudo-files (procfs) say whatever
+// they hold. Unmap knows a mapping from bytes read and releases only the
+// first.
 func Map(path string, limit int64) ([]byte, error) {
 	f, size, err := Open(path)
 	if err != nil {
@@ -90,32 +111,57 @@ func Map(path string, limit int64) ([]byte, error) {
 	if size > limit {
 		return nil, &TooLargeError{Path: path, Size: size, Limit: limit}
 	}
-	return MapFile(f, size)
+	return MapFile(f, size, limit)
 }
 
 // MapFile maps the first size bytes of f (opened by Open, which gave
-// size) as Map does; f may be closed once it returns.
-func MapFile(f *os.File, size int64) ([]byte, error) {
+// size) as Map does, or reads f whole, up to limit bytes, where Map would;
+// f may be closed once it returns.
+func MapFile(f *os.File, size, limit int64) ([]byte, error) {
 	if size == 0 {
-		return []byte{}, nil
+		return readAll(f, f.Name(), limit)
 	}
 	if size < 0 || uint64(size) > uint64(^uint(0)>>1) {
 		return nil, fmt.Errorf("%s: cannot map %d bytes", f.Name(), size)
 	}
 	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_PRIVATE)
+	if errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EACCES) {
+		// Not ENOMEM or the like: the process lacks the room a
+		// read would need as well.
+		return readAll(f, f.Name(), limit)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: mmap: %w", f.Name(), err)
 	}
+	mappings.Lock()
+	mappings.m[unsafe.SliceData(data)] = data
+	mappings.Unlock()
 	return data, nil
 }
 
+// mappings are MapFile's mappings not yet released, by their first byte:
+// Unmap releases only these, never bytes read instead of mapped.
+var mappings = struct {
+	sync.Mutex
+	m map[*byte][]byte
+}{m: map[*byte][]byte{}}
+
 // Unmap releases what Map or MapFile returned; data must not be used
-// after. An empty slice (an empty file's) is nothing to release.
+// after. Only a mapping is released: bytes read instead (a file that
+// could not be mapped, an empty one), or any that Map did not map or that
+// were released already, are nothing to release, and Unmap returns nil.
 func Unmap(data []byte) error {
 	if len(data) == 0 {
 		return nil
 	}
-	return unix.Munmap(data)
+	mappings.Lock()
+	m, ok := mappings.m[unsafe.SliceData(data)]
+	delete(mappings.m, unsafe.SliceData(data))
+	mappings.Unlock()
+	if !ok {
+		return nil
+	}
+	return unix.Munmap(m)
 }
 
 // ErrCut is matched (errors.Is) by Guard's error for a mapped file whose
@@ -196,7 +242,7 @@ func regionOf(addr uintptr, regions []Region) *CutError {
 // matches ErrTooLarge (errors.Is).
 type TooLargeError struct {
 	Path  string // the file as given
-	Size  int64  // the file's size, or -1 when it grew past Limit while read
+	Size  int64  // the file's size, or -1 when more than Limit bytes were read all the same (it grew, or it says 0 as procfs files do)
 	Limit int64
 }
 
@@ -204,7 +250,7 @@ type TooLargeError struct {
 // are given), not in bytes to be divided by hand.
 func (e *TooLargeError) Error() string {
 	if e.Size < 0 {
-		return fmt.Sprintf("%s grew past %s while read", e.Path, Size(e.Limit))
+		return fmt.Sprintf("%s read as more than the %s allowed, more than its size said", e.Path, Size(e.Limit))
 	}
 	return fmt.Sprintf("%s is %s, more than the %s allowed", e.Path, Size(e.Size), Size(e.Limit))
 }
