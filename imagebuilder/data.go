@@ -497,16 +497,13 @@ func fillDataImage(ctx context.Context, f *os.File, b backend.Storage, root *hos
 		return err
 	}
 	if iso, ok := fsys.(*iso9660.FileSystem); ok {
-		if err := isoTimes(work, es, vol); err != nil {
-			return err
-		}
 		if err := iso.Finalize(iso9660.FinalizeOptions{RockRidge: true, DeepDirectories: true, VolumeIdentifier: DataLabel}); err != nil {
 			return fmt.Errorf("writing ISO 9660 image: %w", err)
 		}
 		if err := fixISOContinuations(f); err != nil {
 			return err
 		}
-		if err := fixISORecords(f, vol); err != nil {
+		if err := fixISORecords(f, newDataTimes(es, vol, nil)); err != nil {
 			return err
 		}
 		return trimISO(f)
@@ -514,34 +511,49 @@ func fillDataImage(ctx context.Context, f *os.File, b backend.Storage, root *hos
 	if err := fixFAT32(f); err != nil {
 		return err
 	}
-	times := map[string]time.Time{"/": vol}
-	for _, e := range es {
-		times[strings.ToUpper("/"+e.rel)] = e.mtime
-	}
-	return setFAT32Times(f, times)
+	return setFAT32Times(f, newDataTimes(es, vol, strings.ToUpper))
 }
 
-// isoTimes gives the copies of es in work, the ISO 9660 work tree, their
-// host entries' modification times, and work itself vol: go-diskfs
-// dates each record from its copy (the time it was made, otherwise).
-// Access times are set too, though a read since moves them: the records'
-// are set from the modification time once the image is written, and the
-// root's from vol (see fixISORecords). Directories are set once all they
-// hold is made.
-func isoTimes(work string, es []dataEntry, vol time.Time) error {
-	set := func(p string, t time.Time) error {
-		t = clampISOTime(t)
-		if err := os.Chtimes(p, t, t); err != nil {
-			return fmt.Errorf("setting the time of %s in the ISO 9660 work tree: %w", p, err)
-		}
-		return nil
-	}
+// dataTimes are the times a data image's entries carry, by their paths
+// in the image: "/" the root's, the image's Time; "/sub/f" that of the
+// entry scanned as "sub/f", its host modification time. The image's
+// records are dated from these, matched by name as they are walked, not
+// from what go-diskfs wrote: it dates them from its own copies, and
+// writes FAT32 times from SOURCE_DATE_EPOCH and ISO 9660 times in the
+// builder's zone.
+type dataTimes struct {
+	byKey map[string]time.Time
+	key   func(string) string // a path as byKey holds it; nil: as it is
+}
+
+// newDataTimes is the dataTimes of es, the entries scanned, with vol
+// the root's time; key, when not nil, is applied to every path, the keys
+// and those looked up (FAT names ignore case).
+func newDataTimes(es []dataEntry, vol time.Time, key func(string) string) dataTimes {
+	d := dataTimes{byKey: make(map[string]time.Time, len(es)+1), key: key}
+	d.byKey[d.keyOf("/")] = vol
 	for _, e := range es {
-		if err := set(filepath.Join(work, filepath.FromSlash(e.rel)), e.mtime); err != nil {
-			return err
-		}
+		d.byKey[d.keyOf("/"+e.rel)] = e.mtime
 	}
-	return set(work, vol)
+	return d
+}
+
+// keyOf is p as byKey holds it.
+func (d dataTimes) keyOf(p string) string {
+	if d.key == nil {
+		return p
+	}
+	return d.key(p)
+}
+
+// at is the time of the entry at p in the image: one with no entry
+// scanned is an error (the image holds something the directory did not).
+func (d dataTimes) at(p string) (time.Time, error) {
+	t, ok := d.byKey[d.keyOf(p)]
+	if !ok {
+		return time.Time{}, fmt.Errorf("data image: %s has no entry in the directory scanned, so no time", p)
+	}
+	return t, nil
 }
 
 // dataStorage is the storage a data image's file system is made on; tests
@@ -833,19 +845,18 @@ func putFATTime(e []byte, t time.Time) {
 // the volume label's and the dot entries' included: go-diskfs dates them
 // from SOURCE_DATE_EPOCH when it is set, read from the environment behind
 // its caller's back, and wrapped the year of one before 1980. Each entry
-// gets times[P], P its path in the volume in upper case ("/SUB/F"; "/"
-// the root, whose time the label and the root's ".." entries take): FAT
-// names ignore case.
-func setFAT32Times(f *os.File, times map[string]time.Time) error {
+// gets the time times has for its path in the volume ("/SUB/F"; "/" the
+// root, whose time the label and the root's ".." entries take).
+func setFAT32Times(f *os.File, times dataTimes) error {
 	v, err := readFAT32(f)
 	if err != nil {
 		return err
 	}
 	var missing error
 	at := func(p string) time.Time {
-		t, ok := times[strings.ToUpper(p)]
-		if !ok && missing == nil {
-			missing = fmt.Errorf("data image: %s has no entry in the directory scanned, so no time", p)
+		t, err := times.at(p)
+		if err != nil && missing == nil {
+			missing = err
 		}
 		return t
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	_ "time/tzdata" // Africa/Monrovia, whatever the machine has
 )
 
 // fatStamp is what a FAT32 directory entry records of its times.
@@ -163,13 +164,32 @@ func timedTree(t *testing.T, times map[string]time.Time) string {
 // time zone, and the volume descriptor the build's time to the
 // hundredth of a second, so no two builds were alike. The same directory
 // with the same times and DataOptions.Time gives the same bytes, whatever
-// SOURCE_DATE_EPOCH and the time zone.
+// SOURCE_DATE_EPOCH and the time zone, a zone whose offset is not whole
+// quarter hours too: ISO 9660 records were written from go-diskfs's local
+// times, whose offset it cuts to quarter hours, and the minutes cut were
+// lost (Africa/Monrovia, -0:44:30 until 1972, dated a file of 1970-01-01
+// 00:00:01 UTC 1969-12-31 23:45:31).
 func TestDataImageReproducible(t *testing.T) {
 	dir := timedTree(t, map[string]time.Time{
 		"sub":   time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC),
 		"sub/f": time.Date(2011, 12, 13, 14, 15, 16, 700, time.UTC),
 		"top":   time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC),
 	})
+	// A time many reproducible trees give every file (Nix's is 1).
+	nix := time.Unix(1, 0).UTC()
+	if err := os.WriteFile(filepath.Join(dir, "nix.txt"), []byte("nix"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(filepath.Join(dir, "nix.txt"), nix, nix); err != nil {
+		t.Fatal(err)
+	}
+	monrovia, err := time.LoadLocation("Africa/Monrovia")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, off := nix.In(monrovia).Zone(); off != -(44*60 + 30) {
+		t.Fatalf("Africa/Monrovia's offset in 1970: %d s, want -2670 (-0:44:30)", off)
+	}
 	vol := time.Unix(1700000000, 0)
 	builds := []struct {
 		epoch string
@@ -178,6 +198,8 @@ func TestDataImageReproducible(t *testing.T) {
 		{"1000000000", time.UTC},
 		{"", time.FixedZone("IST", 5*3600+1800)},
 		{"0", time.FixedZone("HST", -10*3600)},
+		{"", time.FixedZone("MMT", -(44*60 + 30))},
+		{"", monrovia},
 	}
 	defer func(l *time.Location) { time.Local = l }(time.Local)
 	for _, fsType := range []string{DataFAT32, DataISO9660} {
@@ -195,6 +217,17 @@ func TestDataImageReproducible(t *testing.T) {
 				got, err := os.ReadFile(img)
 				if err != nil {
 					t.Fatal(err)
+				}
+				if fsType == DataISO9660 {
+					ts := isoStamps(t, got)["/NIX.TXT;1"]
+					if len(ts) != 4 {
+						t.Errorf("build %d (zone %v): NIX.TXT;1 times %v, want a record date and three Rock Ridge times", i, b.zone, ts)
+					}
+					for _, tm := range ts {
+						if !tm.Equal(nix) {
+							t.Errorf("build %d (zone %v): NIX.TXT;1 dated %v, want %v", i, b.zone, tm, nix)
+						}
+					}
 				}
 				if i == 0 {
 					first = got

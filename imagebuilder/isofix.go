@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"path"
 	"time"
 )
 
@@ -135,10 +136,11 @@ func moveContinuations(f *os.File, dir []byte, ces []int, first uint32) error {
 // builds the image, and the image holds the directory, not who built it.
 const isoOwner = 0
 
-// ISO 9660's directory records keep the year from 1900 in a byte. go-diskfs
-// writes a time in the builder's zone, which fixISORecords then turns to
-// UTC: the range kept is a day inside each end, so that no zone (all are
-// within 14 hours of UTC) takes a time past one first.
+// ISO 9660's directory records keep the year from 1900 in a byte. The
+// range kept is a day inside each end, as when fixISORecords turned
+// go-diskfs's local times to UTC (all zones are within 14 hours of it):
+// an image built then in a zone of whole quarter hours is built the same
+// now.
 var (
 	isoMinTime = time.Date(1900, 1, 2, 0, 0, 0, 0, time.UTC)
 	isoMaxTime = time.Date(2155, 12, 30, 23, 59, 59, 0, time.UTC)
@@ -155,54 +157,67 @@ func clampISOTime(t time.Time) time.Time {
 	return t
 }
 
-// fixISORecords makes the ISO 9660 image in f hold its directory and vol
-// alone, nothing of who built it, where or when:
+// isoDate is t, clamped, as the 7-byte date of an ISO 9660 directory
+// record or Rock Ridge TF entry (years from 1900, then month, day, hour,
+// minute, second and the offset from UTC in 15 minutes), in UTC.
+func isoDate(t time.Time) []byte {
+	t = clampISOTime(t).UTC()
+	return []byte{byte(t.Year() - 1900), byte(t.Month()), byte(t.Day()), byte(t.Hour()), byte(t.Minute()), byte(t.Second()), 0}
+}
+
+// fixISORecords makes the ISO 9660 image in f hold its directory alone,
+// nothing of who built it, where or when; times holds each entry's time
+// by its path (see dataTimes), the root's the volume's:
 //   - every file's Rock Ridge owner and group (PX) is isoOwner;
-//   - every record's date, and its Rock Ridge times (TF), are in UTC
-//     (go-diskfs wrote the builder's local time and zone offset);
-//   - a record's Rock Ridge access and attribute-change times are its
-//     modification time (go-diskfs took them from its work copy: the
-//     build's reads and the copy's making);
-//   - the root's records and the volume descriptor's creation and
-//     modification dates are vol, in UTC, and its expiration and
-//     effective dates "not specified" (ECMA-119 8.4.26.1: digits 0,
-//     offset 0): go-diskfs wrote the build's time in all four, so the
-//     volume expired as it was made.
-func fixISORecords(f *os.File, vol time.Time) error {
+//   - every record's date, and every time of its Rock Ridge TF entry, is
+//     its entry's time from times, in UTC. go-diskfs dated them from its
+//     work copy, in the builder's local time with the zone's offset cut
+//     to whole quarter hours (Africa/Monrovia's -0:44:30 until 1972, any
+//     zone's local mean time): the minutes cut were lost, and the image
+//     differed from zone to zone. Its access and attribute-change times
+//     were the build's reads and the copy's making;
+//   - the volume descriptor's creation and modification dates are the
+//     root's time, and its expiration and effective dates "not
+//     specified" (ECMA-119 8.4.26.1: digits 0, offset 0): go-diskfs wrote
+//     the build's time in all four, so the volume expired as it was made.
+func fixISORecords(f *os.File, times dataTimes) error {
 	pvd := make([]byte, 2048)
 	if _, err := f.ReadAt(pvd, 16*2048); err != nil {
 		return fmt.Errorf("reading the ISO volume descriptor: %w", err)
 	}
-	// The root's records (its own, its "..", and each subdirectory's "..")
-	// are given vol here, not through the work tree, whose file system
-	// may keep a narrower range of times (ext4: from 1901).
-	vol = clampISOTime(vol).UTC()
-	root := binary.LittleEndian.Uint32(pvd[156+2:])
-	volDate := []byte{byte(vol.Year() - 1900), byte(vol.Month()), byte(vol.Day()), byte(vol.Hour()), byte(vol.Minute()), byte(vol.Second()), 0}
-	isRoot := false // of the record whose System Use entries su is given next
-	err := walkISO(f, func(r []byte) {
-		isRoot = r[25]&2 != 0 && binary.LittleEndian.Uint32(r[2:]) == root
-		if isRoot {
-			copy(r[18:25], volDate)
-		} else {
-			utcISODate(r[18:25])
+	vol, err := times.at("/")
+	if err != nil {
+		return err
+	}
+	err = walkISO(f, func(r isoRecord) error {
+		t, err := times.at(r.path)
+		if err != nil {
+			return err
 		}
-	}, func(e []byte) {
-		switch {
-		case string(e[:2]) == "PX" && len(e) >= 36:
-			for _, at := range []int{20, 28} { // uid, gid: both-endian
-				binary.LittleEndian.PutUint32(e[at:], isoOwner)
-				binary.BigEndian.PutUint32(e[at+4:], isoOwner)
+		date := isoDate(t)
+		copy(r.rec[18:25], date)
+		for _, e := range r.su {
+			switch {
+			case string(e[:2]) == "PX" && len(e) >= 36:
+				for _, at := range []int{20, 28} { // uid, gid: both-endian
+					binary.LittleEndian.PutUint32(e[at:], isoOwner)
+					binary.BigEndian.PutUint32(e[at+4:], isoOwner)
+				}
+			case string(e[:2]) == "TF" && len(e) >= 5 && e[4]&0x80 == 0:
+				// Short form: go-diskfs writes the modification,
+				// access and attribute-change times, 7 bytes each.
+				for at := 5; at+7 <= len(e); at += 7 {
+					copy(e[at:at+7], date)
+				}
 			}
-		case string(e[:2]) == "TF" && len(e) >= 5 && e[4]&0x80 == 0:
-			fixTF(e, isRoot, volDate)
 		}
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	copy(pvd[156+18:156+25], volDate) // the root's record
-	date := []byte(vol.Format("20060102150405") + "00\x00")
+	copy(pvd[156+18:156+25], isoDate(vol)) // the root's record
+	date := []byte(clampISOTime(vol).UTC().Format("20060102150405") + "00\x00")
 	copy(pvd[813:830], date) // creation
 	copy(pvd[830:847], date) // modification
 	unset := []byte("0000000000000000\x00")
@@ -214,56 +229,30 @@ func fixISORecords(f *os.File, vol time.Time) error {
 	return nil
 }
 
-// utcISODate rewrites the 7-byte date b of an ISO 9660 directory record
-// or Rock Ridge TF entry (years from 1900, then month, day, hour, minute,
-// second and the offset from UTC in 15 minutes) as the same instant in
-// UTC.
-func utcISODate(b []byte) {
-	zone := time.FixedZone("", int(int8(b[6]))*15*60)
-	t := time.Date(1900+int(b[0]), time.Month(b[1]), int(b[2]), int(b[3]), int(b[4]), int(b[5]), 0, zone).UTC()
-	b[0], b[1], b[2] = byte(t.Year()-1900), byte(t.Month()), byte(t.Day())
-	b[3], b[4], b[5], b[6] = byte(t.Hour()), byte(t.Minute()), byte(t.Second()), 0
+// isoRecord is a directory record of an ISO 9660 image, as walkISO gives
+// it.
+type isoRecord struct {
+	rec []byte
+	// path is the record's path by Rock Ridge names ("/" the root,
+	// "/sub/f"): a "." record's is its directory's, a ".." record's its
+	// directory's parent's.
+	path string
+	su   [][]byte // its System Use entries, those in continuation areas too
 }
 
-// fixTF sets the short-form times of the Rock Ridge TF entry e in UTC,
-// and its access and attribute-change times, when it has them, to its
-// modification time; with root, every time it holds is the 7-byte date
-// vol.
-func fixTF(e []byte, root bool, vol []byte) {
-	const modify, access, attributes = 2, 4, 8
-	stamps := map[byte][]byte{}
-	at := 5
-	for bit := byte(1); bit < 0x80; bit <<= 1 {
-		if e[4]&bit == 0 {
-			continue
-		}
-		if at+7 > len(e) {
-			return
-		}
-		stamps[bit] = e[at : at+7]
-		if root {
-			copy(stamps[bit], vol)
-		} else {
-			utcISODate(stamps[bit])
-		}
-		at += 7
-	}
-	if m, ok := stamps[modify]; ok {
-		for _, bit := range []byte{access, attributes} {
-			if s, ok := stamps[bit]; ok {
-				copy(s, m)
-			}
-		}
-	}
+// isoArea is a continuation area read from an ISO 9660 image at byte at.
+type isoArea struct {
+	at int64
+	b  []byte
 }
 
-// walkISO calls rec with every directory record of the ISO 9660 image in
+// walkISO calls fn with every directory record of the ISO 9660 image in
 // f ("." and ".." included; not the root's record in the volume
-// descriptor) and su with each of their System Use entries, those in
-// continuation areas too (a record's right after it is given to rec);
-// each may change the bytes it is given, which are written back. It runs after fixISOContinuations, so every CE entry
-// points to an area of its own.
-func walkISO(f *os.File, rec func(r []byte), su func(e []byte)) error {
+// descriptor), and writes back what fn changes in it and in its System
+// Use entries. It runs after fixISOContinuations, so every CE entry
+// points to an area of its own. A record but "." and ".." without a Rock
+// Ridge name (NM) is an error: its path is unknown.
+func walkISO(f *os.File, fn func(r isoRecord) error) error {
 	pvd := make([]byte, 2048)
 	if _, err := f.ReadAt(pvd, 16*2048); err != nil {
 		return fmt.Errorf("reading the ISO volume descriptor: %w", err)
@@ -276,9 +265,12 @@ func walkISO(f *os.File, rec func(r []byte), su func(e []byte)) error {
 	if n := le.Uint16(pvd[128:]); n != bs {
 		return fmt.Errorf("ISO image: logical block size %d, want %d", n, bs)
 	}
-	type extent struct{ loc, size uint32 }
+	type extent struct {
+		loc, size uint32
+		path      string
+	}
 	root := pvd[156:]
-	queue := []extent{{le.Uint32(root[2:]), le.Uint32(root[10:])}}
+	queue := []extent{{le.Uint32(root[2:]), le.Uint32(root[10:]), "/"}}
 	seen := map[uint32]bool{}
 	for len(queue) > 0 {
 		d := queue[0]
@@ -298,16 +290,38 @@ func walkISO(f *os.File, rec func(r []byte), su func(e []byte)) error {
 				if l < 34 || i+l > (blk+1)*bs {
 					return fmt.Errorf("ISO directory at block %d: bad record at byte %d", d.loc, i)
 				}
-				r := buf[i : i+l]
-				if rec != nil {
-					rec(r)
+				r := isoRecord{rec: buf[i : i+l]}
+				nameLen := int(r.rec[32])
+				if 33+nameLen > len(r.rec) {
+					return fmt.Errorf("ISO directory at block %d, record at byte %d: name of %d bytes past the record's end", d.loc, i, nameLen)
 				}
-				nameLen := int(r[32])
-				if err := walkSUSP(f, r[33+nameLen+(nameLen+1)%2:], su, 0); err != nil {
+				var areas []isoArea
+				if err := readSUSP(f, r.rec[33+nameLen+(nameLen+1)%2:], &r.su, &areas, 0); err != nil {
 					return fmt.Errorf("ISO directory at block %d, record at byte %d: %w", d.loc, i, err)
 				}
-				if r[25]&2 != 0 && !(nameLen == 1 && r[33] <= 1) {
-					queue = append(queue, extent{le.Uint32(r[2:]), le.Uint32(r[10:])})
+				dot := nameLen == 1 && r.rec[33] <= 1
+				switch {
+				case dot && r.rec[33] == 0:
+					r.path = d.path
+				case dot:
+					r.path = path.Dir(d.path)
+				default:
+					name, ok := rockRidgeName(r.su)
+					if !ok {
+						return fmt.Errorf("ISO directory at block %d, record at byte %d (%q): no Rock Ridge name", d.loc, i, r.rec[33:33+nameLen])
+					}
+					r.path = path.Join(d.path, name)
+				}
+				if err := fn(r); err != nil {
+					return err
+				}
+				for _, a := range areas {
+					if _, err := f.WriteAt(a.b, a.at); err != nil {
+						return fmt.Errorf("writing the continuation area at byte %d: %w", a.at, err)
+					}
+				}
+				if r.rec[25]&2 != 0 && !dot {
+					queue = append(queue, extent{le.Uint32(r.rec[2:]), le.Uint32(r.rec[10:]), r.path})
 				}
 				i += l
 			}
@@ -319,19 +333,31 @@ func walkISO(f *os.File, rec func(r []byte), su func(e []byte)) error {
 	return nil
 }
 
-// walkSUSP calls su with each System Use entry in area, and with those of
-// the continuation area a CE entry in it points to, which it writes back;
-// depth counts the areas followed, which end well before 16.
-func walkSUSP(f *os.File, area []byte, su func(e []byte), depth int) error {
+// rockRidgeName is the name the NM entries among su spell, and whether
+// there are any that name neither "." nor "..".
+func rockRidgeName(su [][]byte) (string, bool) {
+	var name []byte
+	found := false
+	for _, e := range su {
+		if string(e[:2]) == "NM" && len(e) >= 5 && e[4]&6 == 0 {
+			name, found = append(name, e[5:]...), true
+		}
+	}
+	return string(name), found && len(name) > 0
+}
+
+// readSUSP appends each System Use entry in area to es, and those of the
+// continuation area a CE entry in it points to, which it reads and
+// appends to areas, to be written back; depth counts the areas followed,
+// which end well before 16.
+func readSUSP(f *os.File, area []byte, es *[][]byte, areas *[]isoArea, depth int) error {
 	if depth > 16 {
 		return fmt.Errorf("more than 16 continuation areas in a row")
 	}
 	le := binary.LittleEndian
 	for j := 0; j+4 <= len(area) && area[j+2] >= 4 && j+int(area[j+2]) <= len(area); j += int(area[j+2]) {
 		e := area[j : j+int(area[j+2])]
-		if su != nil {
-			su(e)
-		}
+		*es = append(*es, e)
 		if string(e[:2]) != "CE" || len(e) != 28 {
 			continue
 		}
@@ -344,11 +370,9 @@ func walkSUSP(f *os.File, area []byte, su func(e []byte), depth int) error {
 		if _, err := f.ReadAt(cont, at); err != nil {
 			return fmt.Errorf("reading the continuation area at byte %d: %w", at, err)
 		}
-		if err := walkSUSP(f, cont, su, depth+1); err != nil {
+		*areas = append(*areas, isoArea{at, cont})
+		if err := readSUSP(f, cont, es, areas, depth+1); err != nil {
 			return err
-		}
-		if _, err := f.WriteAt(cont, at); err != nil {
-			return fmt.Errorf("writing the continuation area at byte %d: %w", at, err)
 		}
 	}
 	return nil
