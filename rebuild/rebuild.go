@@ -29,6 +29,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -678,7 +679,9 @@ func ImageID(path string) (string, error) {
 
 // Stripped is a stripped kernel in the cache.
 type Stripped struct {
-	// Path is the stripped kernel's file in the cache.
+	// Path is the stripped kernel's file in the cache: StrippedName's,
+	// or, in a cache that may not be written, the name this revision's
+	// copy had before names said the revision.
 	Path string
 	// Cached: a good copy was there (verified against its .sha512
 	// sidecar), and strip was not called.
@@ -720,8 +723,96 @@ const strippedDigits = 13
 
 // strippedName is StrippedName for kstrip revision revision.
 func strippedName(sum string, keep []string, revision int) string {
-	key := sha512.Sum512([]byte(fmt.Sprintf("%s\x00%s\x00%d", sum, strings.Join(keep, ","), revision)))
+	key := strippedKey(sum, keep, revision)
 	return fmt.Sprintf("%sr%d-%s", strippedPrefix, revision, hex.EncodeToString(key[:8])[:strippedDigits])
+}
+
+// strippedKey is what a stripped copy's name is a digest of, in every
+// revision's name, marked or not.
+func strippedKey(sum string, keep []string, revision int) [sha512.Size]byte {
+	return sha512.Sum512([]byte(fmt.Sprintf("%s\x00%s\x00%d", sum, strings.Join(keep, ","), revision)))
+}
+
+// lastUnmarkedRevision is the kstrip revision whose copies a smolvmm
+// stripped before names said the revision: from that revision on, the
+// key named is the same, so its unmarked copies are this revision's as
+// long as kstrip.Revision is this one.
+const lastUnmarkedRevision = 2
+
+// unmarkedName is the name StripCached gave, before the revision was
+// named, the copy StrippedName(sum, keep) names now: "" once kstrip's
+// revision is past lastUnmarkedRevision, for then no unmarked copy is
+// of this revision.
+func unmarkedName(sum string, keep []string) string {
+	if kstrip.Revision != lastUnmarkedRevision {
+		return ""
+	}
+	key := strippedKey(sum, keep, kstrip.Revision)
+	return strippedPrefix + hex.EncodeToString(key[:8])
+}
+
+// adoptUnmarked returns the good copy of this revision that dir holds
+// under its unmarked name (unmarkedName) for path, the name it has now,
+// and true; false when there is none, or it does not match its sidecar.
+// A cache that may be written gets the copy under path too, a hard link
+// beside the unmarked name: no space is spent, and the unmarked name,
+// which an older smolvmm sharing the cache reads and which a user may
+// have copied from what it printed, stays. A cache that may not
+// (another user's, read-only) serves it under the unmarked name, as does
+// one where the link cannot be made.
+func adoptUnmarked(dir, unmarked, path string) (string, bool) {
+	if unmarked == "" {
+		return "", false
+	}
+	old := filepath.Join(dir, unmarked)
+	want, err := os.ReadFile(old + ".sha512")
+	if err != nil {
+		return "", false
+	}
+	wantSum := strings.TrimSpace(string(want))
+	// Linked to a temporary name first, so that path appears only as
+	// the whole copy, over any copy of it a strip left unfinished; the
+	// link is verified, not the unmarked name, which an older smolvmm
+	// may replace meanwhile.
+	tmp, err := linkTemp(old, path)
+	if err != nil {
+		if got, err := fetch.HashFile(old); err == nil && got == wantSum {
+			return old, true
+		}
+		return "", false
+	}
+	got, err := fetch.HashFile(tmp)
+	if err != nil || got != wantSum {
+		os.Remove(tmp)
+		return "", false
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return old, true
+	}
+	if err := atomicfile.WriteFile(path+".sha512", []byte(got+"\n"), 0o644); err != nil {
+		return old, true
+	}
+	return path, true
+}
+
+// linkTemp makes a hard link to old under a new name beside path, and
+// returns that name.
+func linkTemp(old, path string) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".link-*")
+	if err != nil {
+		return "", err
+	}
+	tmp := f.Name()
+	f.Close()
+	// Link refuses to replace tmp: the name was only reserved.
+	if err := os.Remove(tmp); err != nil {
+		return "", err
+	}
+	if err := os.Link(old, tmp); err != nil {
+		return "", err
+	}
+	return tmp, nil
 }
 
 // strippedRevision returns the kstrip revision whose StripCached named a
@@ -754,22 +845,48 @@ func isHex(s string) bool {
 // removeOlderStripped removes, from the kernel's directory dir, the
 // stripped copies and sidecars of revisions older than this kstrip's:
 // this one never reads them again, and each is an uncompressed kernel's
-// size, kept otherwise for good. Unmarked names go too: they cannot be
-// told from other keep lists' copies, nor their revision known, but this
-// kstrip never reads them (its names name its revision), so only an older
-// smolvmm could use one, and would strip it again. Copies of this revision (other keep lists') and of newer ones
-// (a downgraded binary's strip must not remove a newer one's) stay, and
-// so does any file whose name is none StripCached gives. Failures are
-// passed over: a copy left is only space.
+// size, kept otherwise for good. Copies of this revision (other keep
+// lists') and of newer ones (a downgraded binary's strip must not remove
+// a newer one's) stay, and so does any file whose name is none
+// StripCached gives. An unmarked name (from before the revision was
+// named) goes only with the older copy it is a hard link to
+// (adoptUnmarked's): one of lastUnmarkedRevision is this kstrip's copy
+// for its keep list, which no name tells from an older revision's, so
+// it is left to be adopted, and to the older smolvmm that may still use
+// it. Failures are passed over: a copy left is only space.
 func removeOlderStripped(dir string) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
+	var removed []os.FileInfo
+	var unmarked []string
 	for _, e := range entries {
-		if rev, ok := strippedRevision(e.Name()); ok && rev < kstrip.Revision && e.Type().IsRegular() {
-			os.Remove(filepath.Join(dir, e.Name()))
+		rev, ok := strippedRevision(e.Name())
+		if !ok || !e.Type().IsRegular() {
+			continue
 		}
+		if rev == 0 {
+			if !strings.HasSuffix(e.Name(), ".sha512") {
+				unmarked = append(unmarked, e.Name())
+			}
+			continue
+		}
+		if rev >= kstrip.Revision {
+			continue
+		}
+		fi, err := os.Lstat(filepath.Join(dir, e.Name()))
+		if os.Remove(filepath.Join(dir, e.Name())) == nil && err == nil {
+			removed = append(removed, fi)
+		}
+	}
+	for _, name := range unmarked {
+		fi, err := os.Lstat(filepath.Join(dir, name))
+		if err != nil || !slices.ContainsFunc(removed, func(r os.FileInfo) bool { return os.SameFile(r, fi) }) {
+			continue
+		}
+		os.Remove(filepath.Join(dir, name))
+		os.Remove(filepath.Join(dir, name+".sha512"))
 	}
 }
 
@@ -777,8 +894,11 @@ func removeOlderStripped(dir string) {
 // stripping it only when no good copy exists for this kernel's digest and
 // keep list. The copy's digest is kept in a .sha512 sidecar and checked on
 // each use; a copy that no longer matches it is stripped again, and
-// reported Changed. Once it has written a copy, it removes those an older
-// kstrip revision left beside it (removeOlderStripped). A copy that
+// reported Changed. A good copy of this revision a smolvmm stripped
+// before names said the revision is used, and given the new name as well
+// where the cache may be written (adoptUnmarked); Path is its unmarked
+// name where it may not. Once it has written a copy, it removes those an
+// older kstrip revision left beside it (removeOlderStripped). A copy that
 // cannot be stored because the cache may not be
 // written is an error matching fetch.ErrCacheNotWritable. Whose the cache
 // is, is not looked at again: k comes from a Fetch, which refused root a
@@ -793,6 +913,8 @@ func StripCached(k fetch.File, keep []string, strip StripFunc) (Stripped, error)
 			return Stripped{Path: path, Cached: true}, nil
 		}
 		changed = err == nil
+	} else if p, ok := adoptUnmarked(filepath.Dir(path), unmarkedName(k.SHA512, keep), path); ok {
+		return Stripped{Path: p, Cached: true}, nil
 	}
 	os.Remove(sidecar)
 	summary, err := strip(k.Path, path, keep)

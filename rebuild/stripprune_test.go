@@ -16,8 +16,11 @@ import (
 // copies (and sidecars) of older revisions and the unmarked ones of
 // before the revision was named, and keeps other keep lists' copies of
 // this revision, a newer revision's (a downgraded binary's strip) and
-// files it cannot tell for a stripped copy. A copy found good strips
-// nothing, and removes nothing.
+// files it cannot tell for a stripped copy. An unmarked copy (from before
+// the revision was named) goes only with the older revision's copy it is
+// a hard link to: another may be this revision's for another keep list,
+// which the name cannot tell. A copy found good strips nothing, and
+// removes nothing.
 func TestStripCachedRemovesOlderRevisions(t *testing.T) {
 	const sum = "abc"
 	keep := []string{"mainbus", "com"}
@@ -26,6 +29,8 @@ func TestStripCachedRemovesOlderRevisions(t *testing.T) {
 	older := strippedName(sum, keep, kstrip.Revision-1)
 	newer := strippedName(sum, keep, kstrip.Revision+1)
 	const unmarked = "netbsd-GENERIC.kstrip-0123456789abcdef"
+	// The unmarked name older had before, a hard link to it.
+	const twin = "netbsd-GENERIC.kstrip-aaaaaaaaaaaaaaaa"
 	// Names no revision of StripCached gave: never removed.
 	unknown := []string{"netbsd-GENERIC.kstrip-0123", "netbsd-GENERIC.kstrip-0123456789abcdeg",
 		"netbsd-GENERIC.kstrip-r1-notes", "netbsd-GENERIC.kstrip-r-0123456789abc", "netbsd-GENERIC.kstrip-0123456789abcdef.txt", "README"}
@@ -35,9 +40,10 @@ func TestStripCachedRemovesOlderRevisions(t *testing.T) {
 		cached bool
 		want   []string
 	}{
-		{"strip", false, append([]string{current, current + ".sha512", other, other + ".sha512", newer, newer + ".sha512"}, unknown...)},
+		{"strip", false, append([]string{current, current + ".sha512", other, other + ".sha512", newer, newer + ".sha512",
+			unmarked, unmarked + ".sha512"}, unknown...)},
 		{"cached", true, append([]string{current, current + ".sha512", other, other + ".sha512", newer, newer + ".sha512",
-			older, older + ".sha512", unmarked, unmarked + ".sha512"}, unknown...)},
+			older, older + ".sha512", unmarked, unmarked + ".sha512", twin, twin + ".sha512"}, unknown...)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -50,6 +56,10 @@ func TestStripCachedRemovesOlderRevisions(t *testing.T) {
 			for _, name := range copies {
 				stripped(t, filepath.Join(dir, name), "stripped "+name)
 			}
+			if err := os.Link(filepath.Join(dir, older), filepath.Join(dir, twin)); err != nil {
+				t.Fatal(err)
+			}
+			write(t, filepath.Join(dir, twin+".sha512"), "sidecar")
 			for _, name := range unknown {
 				write(t, filepath.Join(dir, name), "not a stripped copy")
 			}
