@@ -55,15 +55,26 @@ func Open(path string) (*os.File, int64, error) {
 // is read, or whose size said less than it holds (procfs says 0), is cut
 // at limit+1 bytes and refused too.
 func ReadFile(path string, limit int64) ([]byte, error) {
-	f, size, err := Open(path)
+	f, _, err := openWithin(path, limit)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if size > limit {
-		return nil, &TooLargeError{Path: path, Size: size, Limit: limit}
-	}
 	return readAll(f, path, limit)
+}
+
+// openWithin is Open, refusing a file whose size says more than limit
+// bytes before anything of it is read.
+func openWithin(path string, limit int64) (*os.File, int64, error) {
+	f, size, err := Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	if size > limit {
+		f.Close()
+		return nil, 0, &TooLargeError{Path: path, Size: size, Limit: limit}
+	}
+	return f, size, nil
 }
 
 // readAll reads f, the file at path, to its end, refusing it past limit
@@ -103,14 +114,11 @@ func readAll(f *os.File, path string, limit int64) ([]byte, error) {
 // they hold. Unmap knows a mapping from bytes read and releases only the
 // first.
 func Map(path string, limit int64) ([]byte, error) {
-	f, size, err := Open(path)
+	f, size, err := openWithin(path, limit)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if size > limit {
-		return nil, &TooLargeError{Path: path, Size: size, Limit: limit}
-	}
 	return MapFile(f, size, limit)
 }
 
