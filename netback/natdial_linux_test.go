@@ -218,19 +218,34 @@ func TestNATDialAdmittedLate(t *testing.T) {
 		late <- err
 	}()
 	waitFor(t, "the fifth connection's SYN to be held back", func() bool { return h.Stats().NATHeldConns > 0 })
-	// Its SYNs come 1, 3 and 7 s after the first (gVisor's backoff):
-	// the first program gives up, its dial ends after the silence, and
-	// the fifth is admitted at one of them, its next 4 or 8 s away.
-	time.Sleep(2 * time.Second)
+	// The first program gives up at its second SYN, 1 s after its first
+	// (every dial's gap shows it), 2 s before its third: its dial ends
+	// 3 s after (three times that gap), the fifth connection's SYNs
+	// come 1, 3 and 7 s after its first (gVisor's backoff), and it is
+	// admitted at the third or the fourth, its next 4 or 8 s away. A
+	// fixed 2 s sleep gave up 50 ms before the third SYN: a loaded
+	// host's delay let it come, the dial lived 6 s more, and the fifth
+	// was admitted only at its SYN 15 s after its first.
+	waitFor(t, "the second SYN of every dial", func() bool {
+		gaps := netback.HubDialGaps(h)
+		return len(gaps) == netback.NATDialsPerService && !slices.Contains(gaps, 0)
+	})
 	cancelShort()
 	// Seen by the dials' ports, not by their count falling and rising
 	// again: a dial that ends while the fifth's SYN waits (its end in
 	// one of the SYN's waits, as the load shifts them) has it admitted
 	// at once, and the count, 4, 5 for a moment, then 4, never fell.
-	waitFor(t, "the first program's dial to end and the fifth's to begin", func() bool {
+	// Within 20 s: the fifth's SYN 15 s after its first, should the
+	// first program's third come before it gives up after all.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		now := netback.HubDialPorts(h)
-		return len(now) == netback.NATDialsPerService && slices.ContainsFunc(now, func(p uint16) bool { return !slices.Contains(first, p) })
-	})
+		if len(now) == netback.NATDialsPerService && slices.ContainsFunc(now, func(p uint16) bool { return !slices.Contains(first, p) }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for the first program's dial to end and the fifth's to begin (dials' ports %v, first %v)", now, first)
+		}
+	}
 	// Its dial's watch began with no gap: its next SYN, 4 or 8 s away,
 	// gives it one, and so the dial outlived the wait for it.
 	deadline := time.After(20 * time.Second)
