@@ -177,7 +177,10 @@ func TestNATDialEndsWhenGuestGivesUp(t *testing.T) {
 // SYN, and is counted once as delayed, not as refused, however many of
 // its SYNs were dropped.
 func TestNATDialAdmittedLate(t *testing.T) {
-	defer netback.SetSYNSilence(1500 * time.Millisecond)()
+	// gVisor sends its SYN again after 1 s, then 2 s, 4 s, 8 s: the
+	// silence outlasts the first gap by 2.5 s, where 1.5 s left a
+	// loaded host's delays 0.5 s before a dial that kept trying ended.
+	defer netback.SetSYNSilence(3500 * time.Millisecond)()
 	hang := hangingPort(t)
 	h := startHub(t, testsock.Dir(t))
 	g, _ := joinGuest(t, h, testMAC(1))
@@ -220,9 +223,10 @@ func TestNATDialAdmittedLate(t *testing.T) {
 	waitFor(t, "the fifth connection's SYN to be held back", func() bool { return h.Stats().NATHeldConns > 0 })
 	// The first program gives up at its second SYN, 1 s after its first
 	// (every dial's gap shows it), 2 s before its third: its dial ends
-	// 3 s after (three times that gap), the fifth connection's SYNs
-	// come 1, 3 and 7 s after its first (gVisor's backoff), and it is
-	// admitted at the third or the fourth, its next 4 or 8 s away. A
+	// after the silence, the fifth connection's SYNs come 1, 3 and 7 s
+	// after its first (gVisor's backoff), and it is admitted at the
+	// fourth, its next 8 s away (at the third, 4 s, were the first
+	// program's dial to end within that SYN's wait). A
 	// fixed 2 s sleep gave up 50 ms before the third SYN: a loaded
 	// host's delay let it come, the dial lived 6 s more, and the fifth
 	// was admitted only at its SYN 15 s after its first.
