@@ -23,10 +23,16 @@ var ErrQEMUKernel = errors.New("QEMU cannot boot this kernel")
 // gzipped one is written decompressed into dir. A kernel without a
 // multiboot header is refused: a NetBSD ELF kernel, booted through
 // NetBSD's native /boot handoff, which QEMU does not perform, with
-// ErrQEMUKernel, and any other file as no kernel at all. ctx ending stops
-// it between its steps and during the write, whose partial file is then
-// removed (as on a failed write), with ctx's error.
-func QEMUKernel(ctx context.Context, path, dir string) (string, error) {
+// ErrQEMUKernel, and any other file as no kernel at all.
+func QEMUKernel(path, dir string) (string, error) {
+	return QEMUKernelContext(context.Background(), path, dir)
+}
+
+// QEMUKernelContext is QEMUKernel stopped by ctx: between its steps and
+// during the write of the decompressed kernel (hundreds of MiB), whose
+// partial file is then removed, as on a failed write. A stopped call
+// returns an error wrapping ctx's.
+func QEMUKernelContext(ctx context.Context, path, dir string) (string, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return "", err

@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -35,25 +34,25 @@ func TestQEMUKernel(t *testing.T) {
 	}.Build()
 
 	plain := write("demo.elf", guests.Demo)
-	if got, err := QEMUKernel(context.Background(), plain, dir); err != nil || got != plain {
+	if got, err := QEMUKernel(plain, dir); err != nil || got != plain {
 		t.Errorf("plain multiboot kernel: %q, %v; want the file itself", got, err)
 	}
-	got, err := QEMUKernel(context.Background(), write("demo.elf.gz", gz.Bytes()), dir)
+	got, err := QEMUKernel(write("demo.elf.gz", gz.Bytes()), dir)
 	if err != nil {
 		t.Fatalf("gzipped multiboot kernel: %v", err)
 	}
 	if data, err := os.ReadFile(got); err != nil || !bytes.Equal(data, guests.Demo) {
 		t.Errorf("gzipped multiboot kernel: %s does not hold the decompressed kernel (%v)", got, err)
 	}
-	if _, err := QEMUKernel(context.Background(), write("netbsd", native), dir); !errors.Is(err, ErrQEMUKernel) {
+	if _, err := QEMUKernel(write("netbsd", native), dir); !errors.Is(err, ErrQEMUKernel) {
 		t.Errorf("native-only NetBSD kernel: err %v, want ErrQEMUKernel", err)
 	}
 	// Neither kernel: not said to need the native handoff.
-	if _, err := QEMUKernel(context.Background(), write("zeros", make([]byte, 8192)), dir); err == nil || errors.Is(err, ErrQEMUKernel) ||
+	if _, err := QEMUKernel(write("zeros", make([]byte, 8192)), dir); err == nil || errors.Is(err, ErrQEMUKernel) ||
 		!errors.Is(err, multiboot.ErrNotMultiboot) || !errors.Is(err, netbsdboot.ErrNotNetBSD) || strings.Contains(err.Error(), "handoff") {
 		t.Errorf("a file of zeros: err %v, want one saying it is not a kernel", err)
 	}
-	if _, err := QEMUKernel(context.Background(), filepath.Join(dir, "missing"), dir); !errors.Is(err, os.ErrNotExist) {
+	if _, err := QEMUKernel(filepath.Join(dir, "missing"), dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing kernel: err %v, want ErrNotExist", err)
 	}
 }

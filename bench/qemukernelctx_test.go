@@ -12,10 +12,10 @@ import (
 	"github.com/smolvmm/smolvmm/guests"
 )
 
-// TestQEMUKernelCancelled: a gzipped kernel's decompression for QEMU stops
+// TestQEMUKernelContextCancelled: a gzipped kernel's decompression for QEMU stops
 // once ctx has ended, with ctx's error and no file left in dir (bench,
 // signalled while it wrote one, left it in TMPDIR).
-func TestQEMUKernelCancelled(t *testing.T) {
+func TestQEMUKernelContextCancelled(t *testing.T) {
 	src := t.TempDir()
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
@@ -28,8 +28,8 @@ func TestQEMUKernelCancelled(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if got, err := QEMUKernel(ctx, kernel, dir); !errors.Is(err, context.Canceled) {
-		t.Errorf("QEMUKernel with its context ended: %q, %v; want context.Canceled", got, err)
+	if got, err := QEMUKernelContext(ctx, kernel, dir); !errors.Is(err, context.Canceled) {
+		t.Errorf("QEMUKernelContext with its context ended: %q, %v; want context.Canceled", got, err)
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Errorf("left in dir: %v", left)

@@ -441,7 +441,7 @@ func benchAction(c *cli.Context) error {
 		if kernel == "" {
 			err = os.WriteFile(qk, guests.Demo, 0o644)
 		} else {
-			qk, err = bench.QEMUKernel(ctx, kernel, dir)
+			qk, err = bench.QEMUKernelContext(ctx, kernel, dir)
 		}
 		if err != nil {
 			return benchSetup(ctx, fmt.Errorf("smolvmm bench: --compare qemu: %w", err))
