@@ -117,8 +117,7 @@ func TestMapUnmappable(t *testing.T) {
 }
 
 // Unmap releases only what Map mapped: bytes it did not map (a file read
-// instead, any other slice) are nothing to release, and a mapping once
-// released is nothing more.
+// instead, any other slice) are nothing to release.
 func TestUnmapOnlyMappings(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kernel")
 	if err := os.WriteFile(path, []byte("kernel"), 0o644); err != nil {
@@ -128,7 +127,7 @@ func TestUnmapOnlyMappings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, b := range [][]byte{data, data, []byte("heap bytes"), {}, nil} {
+	for i, b := range [][]byte{data, []byte("heap bytes"), {}, nil} {
 		if err := Unmap(b); err != nil {
 			t.Errorf("Unmap #%d (%d bytes): %v, want nil", i, len(b), err)
 		}
@@ -208,5 +207,35 @@ func TestGuardOthers(t *testing.T) {
 			}()
 			_ = Guard(tt.fn, Region{Name: "other", Data: []byte("x")})
 		})
+	}
+}
+
+// A file whose size says 0 (a kernel's pseudo-file) is read up to
+// PseudoFileLimit, not up to the limit given: /proc/self/pagemap, 8 bytes
+// for each page of the address space, was read up to the whole limit (a
+// module's is guest RAM), with twice that in memory. A pipe fed without
+// end stands in for such a file.
+func TestMapFilePseudoFileBounded(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1<<16)
+		for {
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	_, err = MapFile(r, 0, 1<<30)
+	r.Close()
+	<-done
+	w.Close()
+	var tl *TooLargeError
+	if !errors.As(err, &tl) || tl.Limit != PseudoFileLimit {
+		t.Fatalf("MapFile of a file whose size says 0, limit 1 GiB: %v, want a *TooLargeError at %d bytes", err, PseudoFileLimit)
 	}
 }

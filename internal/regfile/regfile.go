@@ -111,7 +111,7 @@ func readAll(f *os.File, path string, limit int64) ([]byte, error) {
 // debugfs, configfs, FUSE without mmap; EINVAL or EACCES from a driver or
 // a security module that refuses it a mapping, not its read), and one
 // whose size says 0, which a kernel's pseudo-files (procfs) say whatever
-// they hold. Unmap knows a mapping from bytes read and releases only the
+// they hold, read up to PseudoFileLimit bytes only. Unmap knows a mapping from bytes read and releases only the
 // first.
 func Map(path string, limit int64) ([]byte, error) {
 	f, size, err := openWithin(path, limit)
@@ -127,7 +127,10 @@ func Map(path string, limit int64) ([]byte, error) {
 // f may be closed once it returns.
 func MapFile(f *os.File, size, limit int64) ([]byte, error) {
 	if size == 0 {
-		return readAll(f, f.Name(), limit)
+		// A kernel's pseudo-file (procfs) says 0 whatever it holds,
+		// and some hold without end: read no more than such files
+		// hold, not up to the limit (a module's is guest RAM).
+		return readAll(f, f.Name(), min(limit, PseudoFileLimit))
 	}
 	if size < 0 || uint64(size) > uint64(^uint(0)>>1) {
 		return nil, fmt.Errorf("%s: cannot map %d bytes", f.Name(), size)
@@ -147,6 +150,10 @@ func MapFile(f *os.File, size, limit int64) ([]byte, error) {
 	return data, nil
 }
 
+// PseudoFileLimit is the most Map and MapFile read of a file whose size
+// says 0, as a kernel's pseudo-files (procfs) say whatever they hold.
+const PseudoFileLimit = 16 << 20
+
 // mappings are MapFile's mappings not yet released, by their first byte:
 // Unmap releases only these, never bytes read instead of mapped.
 var mappings = struct {
@@ -155,9 +162,11 @@ var mappings = struct {
 }{m: map[*byte][]byte{}}
 
 // Unmap releases what Map or MapFile returned; data must not be used
-// after. Only a mapping is released: bytes read instead (a file that
-// could not be mapped, an empty one), or any that Map did not map or that
-// were released already, are nothing to release, and Unmap returns nil.
+// after, nor given to Unmap again: its address may belong to a later
+// mapping by then, which it would release. Only a mapping is released:
+// bytes read instead (a file that could not be mapped, an empty one), or
+// any that Map did not return, are nothing to release, and Unmap returns
+// nil.
 func Unmap(data []byte) error {
 	if len(data) == 0 {
 		return nil
