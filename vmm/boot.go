@@ -8,6 +8,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/guestmem"
+	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/netbsdboot"
 )
@@ -62,6 +63,36 @@ func chooseProtocol(image []byte, modules int) (proto bootplan.Protocol, reason 
 		return bootplan.Auto, "", mbErr
 	}
 	return bootplan.Auto, "", fmt.Errorf("%w: %w; %w", ErrNoBootProtocol, mbErr, nbErr)
+}
+
+// KernelProtocol is the protocol Auto boots the kernel file at path by
+// when given modules boot modules, as New would choose it: the file is
+// mapped (and decompressed) to read its headers, and nothing is loaded,
+// so no guest memory is needed and no module is read; the choice depends
+// on their number only. Its error is New's for a file that is not a
+// kernel (an *Error); that the kernel then loads is not checked
+// (CheckKernel does).
+func KernelProtocol(path string, modules int) (bootplan.Protocol, error) {
+	cfg := Config{Kernel: path}
+	kernel, err := kernelImage(cfg)
+	if err != nil {
+		return bootplan.Auto, err
+	}
+	defer kernel.release()
+	var proto bootplan.Protocol
+	err = kernel.guard(cfg, func() error {
+		var err error
+		proto, _, err = chooseProtocol(kernel.image, modules)
+		return err
+	})
+	if errors.Is(err, regfile.ErrCut) {
+		return bootplan.Auto, err // guard's *Error
+	}
+	if err != nil {
+		_, hint := loadHint(err)
+		return bootplan.Auto, &Error{Op: "load " + kernelWhat(cfg), Err: err, Hint: hint, Field: "Kernel"}
+	}
+	return proto, nil
 }
 
 // loadKernel loads image by the protocol cfg asks for (or the file's) and

@@ -123,11 +123,13 @@ func nativeBoot(c *cli.Context) bool {
 // by NetBSD's native handoff, which has no command line (see nativeBoot):
 // a kernel without a multiboot header (amd64, i386 built without options
 // MULTIBOOT), or one given modules. That is the file's to say, with the
-// modules given, so the kernel is loaded as run would, outside any VM,
-// without -a, which does not change the choice. Only a refusal asks: the
-// command line's limit is checked before the kernel is read. A kernel or
-// module that does not load is not taken for one: the limit stands, and
-// the load says what is wrong with it once -a fits.
+// number of modules given: only the kernel's headers are read
+// (vmm.KernelProtocol), no module nor guest memory, so that a refusal
+// costs no more than under --boot multiboot. Only a refusal asks: the
+// command line's limit is checked before the kernel is read. A file that
+// is not a kernel is not taken for one: the limit stands, and the load
+// says what is wrong with it once -a fits; a native kernel that does
+// not load says so when run loads it.
 func autoBootsNatively(c *cli.Context, k string) bool {
 	if k == "" || !hasFlag(c, "boot") {
 		return false
@@ -135,19 +137,12 @@ func autoBootsNatively(c *cli.Context, k string) bool {
 	if p, err := bootplan.ParseProtocol(c.String("boot")); err != nil || p != bootplan.Auto {
 		return false
 	}
-	cfg := vmm.Config{Kernel: k, MemoryMiB: c.Int("memory"), NoAppend: true}
+	modules := 0
 	if hasFlag(c, "module") {
-		for _, spec := range c.StringSlice("module") {
-			mod, err := readModule(spec, int64(cfg.MemoryMiB)<<20) // run.go
-			if err != nil {
-				return false
-			}
-			defer regfile.Unmap(mod.Data)
-			cfg.Modules = append(cfg.Modules, mod)
-		}
+		modules = len(c.StringSlice("module"))
 	}
-	plan, err := vmm.CheckKernel(cfg)
-	return err == nil && plan.Protocol == bootplan.NetBSD
+	p, err := vmm.KernelProtocol(k, modules)
+	return err == nil && p == bootplan.NetBSD
 }
 
 // nativeAdvice is the way out of the command line's limit for a -k

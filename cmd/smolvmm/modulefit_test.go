@@ -106,7 +106,26 @@ func TestRunModulesRefusedBeforeRead(t *testing.T) {
 	if err := os.WriteFile(kernel, elf64Multiboot(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	argv, err := json.Marshal(append([]string{bin, "run", "-k", kernel, "-m", "512", "--net", "none"}, args...))
+	got := runRSSHelper(t, append([]string{bin, "run", "-k", kernel, "-m", "512", "--net", "none"}, args...))
+	if got.Exit != 1 {
+		t.Fatalf("run: %s, want exit status 1\n%s", got.Err, got.Out)
+	}
+	if want := "--module: the 3 modules need 1502 MiB of guest RAM at least"; !strings.Contains(got.Out, want) {
+		t.Errorf("run said %q, want %q", got.Out, want)
+	}
+	t.Logf("run's peak RSS %d KiB, its helper's %d KiB", got.Maxrss, got.HWM)
+	// Well under one module's 500 MiB, well over what run needs to refuse.
+	if got.Maxrss > 128<<10 {
+		t.Errorf("run's peak RSS was %d KiB (its helper's %d KiB): the modules were read", got.Maxrss, got.HWM)
+	}
+}
+
+// runRSSHelper runs argv under a fresh copy of the test binary (see
+// TestRunModulesRefusedBeforeRead, whose helper it is) and returns what
+// the helper saw of it: its ru_maxrss is then argv's own.
+func runRSSHelper(t *testing.T, args []string) modulesRSS {
+	t.Helper()
+	argv, err := json.Marshal(args)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,17 +144,7 @@ func TestRunModulesRefusedBeforeRead(t *testing.T) {
 	if err := json.Unmarshal([]byte(line), &got); err != nil {
 		t.Fatalf("helper's report %q: %v", line, err)
 	}
-	if got.Exit != 1 {
-		t.Fatalf("run: %s, want exit status 1\n%s", got.Err, got.Out)
-	}
-	if want := "--module: the 3 modules need 1502 MiB of guest RAM at least"; !strings.Contains(got.Out, want) {
-		t.Errorf("run said %q, want %q", got.Out, want)
-	}
-	t.Logf("run's peak RSS %d KiB, its helper's %d KiB", got.Maxrss, got.HWM)
-	// Well under one module's 500 MiB, well over what run needs to refuse.
-	if got.Maxrss > 128<<10 {
-		t.Errorf("run's peak RSS was %d KiB (its helper's %d KiB): the modules were read", got.Maxrss, got.HWM)
-	}
+	return got
 }
 
 // modulesRSSHelper runs argv (JSON) and prints a modulesRSS line of it.
