@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"time"
@@ -254,16 +253,14 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 		if err := ctx.Err(); err != nil {
 			return cfg, cleanup, err
 		}
-		before := heapAllocs()
 		mod, err := readModule(spec, int64(cfg.MemoryMiB)<<20)
 		if err != nil {
 			return cfg, cleanup, err
 		}
 		// regfile.Map reads what it cannot map (a pseudo-file, a file
-		// system without mmap) into the heap: its bytes are then
-		// allocated here, a mapping's are not.
-		if n := uint64(len(mod.Data)); n > 0 && heapAllocs()-before >= n {
-			read += n
+		// system without mmap) into the heap.
+		if !regfile.Mapped(mod.Data) {
+			read += uint64(len(mod.Data))
 		}
 		i := len(cfg.Modules)
 		cfg.Modules = append(cfg.Modules, mod)
@@ -300,14 +297,6 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 // are worth a collection (a few milliseconds) to give back before the
 // guest runs, as vmm's loadGarbage is for what New allocates.
 const freeReadModules = 4 << 20
-
-// heapAllocs is how many bytes the Go heap has allocated since the
-// process started.
-func heapAllocs() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
 
 // checkRunFlags checks the values of the run flags (and of the network
 // flags, on commands that have them) without opening or building anything,

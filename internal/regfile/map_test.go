@@ -127,6 +127,9 @@ func TestUnmapOnlyMappings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !Mapped(data) || Mapped([]byte("heap bytes")) || Mapped(nil) {
+		t.Errorf("Mapped: the mapping %v, heap bytes %v, nil %v; want true, false, false", Mapped(data), Mapped([]byte("heap bytes")), Mapped(nil))
+	}
 	for i, b := range [][]byte{data, []byte("heap bytes"), {}, nil} {
 		if err := Unmap(b); err != nil {
 			t.Errorf("Unmap #%d (%d bytes): %v, want nil", i, len(b), err)

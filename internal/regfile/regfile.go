@@ -161,6 +161,19 @@ var mappings = struct {
 	m map[*byte][]byte
 }{m: map[*byte][]byte{}}
 
+// Mapped reports whether data is a mapping Map or MapFile made that Unmap
+// has not released: false for the bytes they read instead, which are the
+// heap's, kept alive by whoever holds them.
+func Mapped(data []byte) bool {
+	if len(data) == 0 {
+		return false
+	}
+	mappings.Lock()
+	defer mappings.Unlock()
+	_, ok := mappings.m[unsafe.SliceData(data)]
+	return ok
+}
+
 // Unmap releases what Map or MapFile returned; data must not be used
 // after, nor given to Unmap again: its address may belong to a later
 // mapping by then, which it would release. Only a mapping is released:
