@@ -54,16 +54,7 @@ func xenKernel() []byte {
 
 // nbMultibootKernel is a NetBSD-noted i386 ELF with a multiboot header
 // (flags 2, memory information only), as GENERIC with options MULTIBOOT.
-func nbMultibootKernel() []byte {
-	magic, flags := uint32(multiboot.HeaderMagic), uint32(2)
-	hdr := binary.LittleEndian.AppendUint32(nil, magic)
-	hdr = binary.LittleEndian.AppendUint32(hdr, flags)
-	hdr = binary.LittleEndian.AppendUint32(hdr, -(magic + flags))
-	return elftest.File{Class: 1, Machine: 3, Entry: 0xc010000c,
-		Segs: []elftest.Seg{{Vaddr: 0xc0100000, Paddr: 0x100000, Data: append(hdr, 0xf4), Memsz: 0x1000}},
-		Secs: []elftest.Sec{{Name: ".note.netbsd.ident", Type: 7, Data: elftest.NetBSDNote(false, 901000000)}},
-	}.Build()
-}
+func nbMultibootKernel() []byte { return elftest.NetBSDMultibootKernel() }
 
 // TestMultibootNetBSDAppend checks that a NetBSD kernel booted by
 // multiboot gets the append line the native handoff would accept, with

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/bootelf/elftest"
 	"github.com/smolvmm/smolvmm/internal/realnetbsd"
 )
 
@@ -137,6 +138,17 @@ func TestAppendLengthAutoNative(t *testing.T) {
 		t.Fatal(err)
 	}
 	multiboot := guests.ForTest(t, "counter")
+	// A NetBSD kernel with a multiboot header boots by multiboot alone
+	// and natively with modules, under --boot auto: its -a limit is the
+	// multiboot one without a module only.
+	both := filepath.Join(dir, "netbsd-multiboot")
+	if err := os.WriteFile(both, elftest.NetBSDMultibootKernel(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs := filepath.Join(dir, "fs.img")
+	if err := os.WriteFile(fs, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	long := "console=com root=ld0a " + strings.Repeat("x", 300)
 	tests := []struct {
 		name   string
@@ -150,6 +162,8 @@ func TestAppendLengthAutoNative(t *testing.T) {
 		{"bench native, long -a", []string{"bench", "-k", native, "-a", long, "-n", "1", "--warmup", "0"}, 1, "no KVM"},
 		{"native, --boot multiboot, long -a", []string{"run", "-k", native, "--boot", "multiboot", "-a", long}, 2, "smolvmm run: -a: 322 bytes"},
 		{"multiboot, long -a", []string{"run", "-k", multiboot, "-a", long}, 2, "smolvmm run: -a: 322 bytes"},
+		{"NetBSD with a multiboot header, a module, long -a", []string{"run", "-k", both, "--boot", "auto", "--module", fs + ",fs", "-a", long}, 1, "no KVM"},
+		{"NetBSD with a multiboot header, long -a", []string{"run", "-k", both, "--boot", "auto", "-a", long}, 2, "smolvmm run: -a: 322 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -255,6 +255,20 @@ func Note(bigEndian bool, name string, typ uint32, desc []byte) []byte {
 	return append(b, make([]byte, align(len(desc), 4)-len(desc))...)
 }
 
+// NetBSDMultibootKernel is an i386 NetBSD 9.1 kernel (its ident note)
+// that carries a multiboot header too, as one built with options
+// MULTIBOOT does: linked at 0xc0100000, loaded at 1 MiB, where it halts.
+func NetBSDMultibootKernel() []byte {
+	magic, flags := uint32(0x1BADB002), uint32(2) // multiboot v1; a memory map wanted
+	hdr := binary.LittleEndian.AppendUint32(nil, magic)
+	hdr = binary.LittleEndian.AppendUint32(hdr, flags)
+	hdr = binary.LittleEndian.AppendUint32(hdr, -(magic + flags))
+	return File{Class: 1, Machine: 3, Entry: 0xc010000c,
+		Segs: []Seg{{Vaddr: 0xc0100000, Paddr: 0x100000, Data: append(hdr, 0xf4), Memsz: 0x1000}},
+		Secs: []Sec{{Name: ".note.netbsd.ident", Type: 7, Data: NetBSDNote(false, 901000000)}},
+	}.Build()
+}
+
 // NetBSDNote is NetBSD's ident note for __NetBSD_Version__ version.
 func NetBSDNote(bigEndian bool, version uint32) []byte {
 	d := make([]byte, 4)
