@@ -22,62 +22,95 @@ import (
 // CE entry pointed at it. TestGoDiskfsISOContinuations shows the defect
 // and fails when a release fixes it (delete this patch then).
 func fixISOContinuations(f *os.File) error {
-	pvd := make([]byte, 2048)
-	if _, err := f.ReadAt(pvd, 16*2048); err != nil {
+	var ces []int // offsets in the directory of its CE entries, in record order
+	return eachISODir(f, func(d *isoDir, at int, rec []byte) (string, error) {
+		nameLen := int(rec[32])
+		sua := 33 + nameLen + (nameLen+1)%2
+		for j := sua; j+4 <= len(rec) && rec[j+2] >= 4 && j+int(rec[j+2]) <= len(rec); j += int(rec[j+2]) {
+			if string(rec[j:j+2]) == "CE" && rec[j+2] == 28 {
+				ces = append(ces, at+j)
+			}
+		}
+		return "", nil
+	}, func(d *isoDir) error {
+		defer func() { ces = ces[:0] }()
+		if err := moveContinuations(f, d.buf, ces, d.loc+uint32(len(d.buf)/isoBlock)); err != nil {
+			return fmt.Errorf("ISO directory at block %d: %w", d.loc, err)
+		}
+		if len(ces) > 1 {
+			if _, err := f.WriteAt(d.buf, int64(d.loc)*isoBlock); err != nil {
+				return fmt.Errorf("writing the ISO directory at block %d: %w", d.loc, err)
+			}
+		}
+		return nil
+	})
+}
+
+// isoBlock is the logical block size eachISODir accepts, go-diskfs's.
+const isoBlock = 2048
+
+// isoDir is a directory of an ISO 9660 image, as eachISODir reads it.
+type isoDir struct {
+	loc  uint32 // its first block
+	buf  []byte // its blocks
+	path string // what the record naming it gave (eachISODir's rec), "/" for the root
+}
+
+// eachISODir reads f's primary volume descriptor, then each directory
+// reachable from the root once, breadth first: rec is called with each
+// of its records in order (at is the record's byte offset in d.buf), and
+// returns the path that a record naming a subdirectory gives it; then
+// done is called with the directory, which it may write back.
+func eachISODir(f *os.File, rec func(d *isoDir, at int, r []byte) (string, error), done func(d *isoDir) error) error {
+	pvd := make([]byte, isoBlock)
+	if _, err := f.ReadAt(pvd, 16*isoBlock); err != nil {
 		return fmt.Errorf("reading the ISO volume descriptor: %w", err)
 	}
 	if pvd[0] != 1 || string(pvd[1:6]) != "CD001" {
 		return fmt.Errorf("ISO image has no primary volume descriptor at sector 16")
 	}
 	le := binary.LittleEndian
-	bs := int64(le.Uint16(pvd[128:]))
-	if bs != 2048 {
-		return fmt.Errorf("ISO image: logical block size %d, want 2048", bs)
+	if n := le.Uint16(pvd[128:]); n != isoBlock {
+		return fmt.Errorf("ISO image: logical block size %d, want %d", n, isoBlock)
 	}
-	type extent struct{ loc, size uint32 }
+	type extent struct {
+		loc, size uint32
+		path      string
+	}
 	root := pvd[156:]
-	queue := []extent{{le.Uint32(root[2:]), le.Uint32(root[10:])}}
+	queue := []extent{{le.Uint32(root[2:]), le.Uint32(root[10:]), "/"}}
 	seen := map[uint32]bool{}
 	for len(queue) > 0 {
-		d := queue[0]
+		e := queue[0]
 		queue = queue[1:]
-		if seen[d.loc] {
+		if seen[e.loc] {
 			continue
 		}
-		seen[d.loc] = true
-		blocks := (int64(d.size) + bs - 1) / bs
-		buf := make([]byte, blocks*bs)
-		if _, err := f.ReadAt(buf, int64(d.loc)*bs); err != nil {
+		seen[e.loc] = true
+		blocks := (int(e.size) + isoBlock - 1) / isoBlock
+		d := &isoDir{loc: e.loc, buf: make([]byte, blocks*isoBlock), path: e.path}
+		if _, err := f.ReadAt(d.buf, int64(d.loc)*isoBlock); err != nil {
 			return fmt.Errorf("reading the ISO directory at block %d: %w", d.loc, err)
 		}
-		var ces []int // offsets in buf of the CE entries, in record order
-		for blk := int64(0); blk < blocks; blk++ {
-			for i := blk * bs; i < (blk+1)*bs && buf[i] != 0; {
-				l := int64(buf[i])
-				if l < 34 || i+l > (blk+1)*bs {
+		for blk := 0; blk < blocks; blk++ {
+			for i := blk * isoBlock; i < (blk+1)*isoBlock && d.buf[i] != 0; {
+				l := int(d.buf[i])
+				if l < 34 || i+l > (blk+1)*isoBlock {
 					return fmt.Errorf("ISO directory at block %d: bad record at byte %d", d.loc, i)
 				}
-				rec := buf[i : i+l]
-				nameLen := int(rec[32])
-				sua := 33 + nameLen + (nameLen+1)%2
-				for j := sua; j+4 <= len(rec) && rec[j+2] >= 4 && j+int(rec[j+2]) <= len(rec); j += int(rec[j+2]) {
-					if string(rec[j:j+2]) == "CE" && rec[j+2] == 28 {
-						ces = append(ces, int(i)+j)
-					}
+				r := d.buf[i : i+l]
+				sub, err := rec(d, i, r)
+				if err != nil {
+					return err
 				}
-				if rec[25]&2 != 0 && !(nameLen == 1 && rec[33] <= 1) {
-					queue = append(queue, extent{le.Uint32(rec[2:]), le.Uint32(rec[10:])})
+				if nameLen := int(r[32]); r[25]&2 != 0 && !(nameLen == 1 && r[33] <= 1) {
+					queue = append(queue, extent{le.Uint32(r[2:]), le.Uint32(r[10:]), sub})
 				}
-				i += int64(len(rec))
+				i += l
 			}
 		}
-		if err := moveContinuations(f, buf, ces, d.loc+uint32(blocks)); err != nil {
-			return fmt.Errorf("ISO directory at block %d: %w", d.loc, err)
-		}
-		if len(ces) > 1 {
-			if _, err := f.WriteAt(buf, int64(d.loc)*bs); err != nil {
-				return fmt.Errorf("writing the ISO directory at block %d: %w", d.loc, err)
-			}
+		if err := done(d); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -253,84 +286,44 @@ type isoArea struct {
 // points to an area of its own. A record but "." and ".." without a Rock
 // Ridge name (NM) is an error: its path is unknown.
 func walkISO(f *os.File, fn func(r isoRecord) error) error {
-	pvd := make([]byte, 2048)
-	if _, err := f.ReadAt(pvd, 16*2048); err != nil {
-		return fmt.Errorf("reading the ISO volume descriptor: %w", err)
-	}
-	if pvd[0] != 1 || string(pvd[1:6]) != "CD001" {
-		return fmt.Errorf("ISO image has no primary volume descriptor at sector 16")
-	}
-	le := binary.LittleEndian
-	const bs = 2048
-	if n := le.Uint16(pvd[128:]); n != bs {
-		return fmt.Errorf("ISO image: logical block size %d, want %d", n, bs)
-	}
-	type extent struct {
-		loc, size uint32
-		path      string
-	}
-	root := pvd[156:]
-	queue := []extent{{le.Uint32(root[2:]), le.Uint32(root[10:]), "/"}}
-	seen := map[uint32]bool{}
-	for len(queue) > 0 {
-		d := queue[0]
-		queue = queue[1:]
-		if seen[d.loc] {
-			continue
+	return eachISODir(f, func(d *isoDir, at int, rec []byte) (string, error) {
+		r := isoRecord{rec: rec}
+		nameLen := int(rec[32])
+		if 33+nameLen > len(rec) {
+			return "", fmt.Errorf("ISO directory at block %d, record at byte %d: name of %d bytes past the record's end", d.loc, at, nameLen)
 		}
-		seen[d.loc] = true
-		blocks := (int64(d.size) + bs - 1) / bs
-		buf := make([]byte, blocks*bs)
-		if _, err := f.ReadAt(buf, int64(d.loc)*bs); err != nil {
-			return fmt.Errorf("reading the ISO directory at block %d: %w", d.loc, err)
+		var areas []isoArea
+		if err := readSUSP(f, rec[33+nameLen+(nameLen+1)%2:], &r.su, &areas, 0); err != nil {
+			return "", fmt.Errorf("ISO directory at block %d, record at byte %d: %w", d.loc, at, err)
 		}
-		for blk := int64(0); blk < blocks; blk++ {
-			for i := blk * bs; i < (blk+1)*bs && buf[i] != 0; {
-				l := int64(buf[i])
-				if l < 34 || i+l > (blk+1)*bs {
-					return fmt.Errorf("ISO directory at block %d: bad record at byte %d", d.loc, i)
-				}
-				r := isoRecord{rec: buf[i : i+l]}
-				nameLen := int(r.rec[32])
-				if 33+nameLen > len(r.rec) {
-					return fmt.Errorf("ISO directory at block %d, record at byte %d: name of %d bytes past the record's end", d.loc, i, nameLen)
-				}
-				var areas []isoArea
-				if err := readSUSP(f, r.rec[33+nameLen+(nameLen+1)%2:], &r.su, &areas, 0); err != nil {
-					return fmt.Errorf("ISO directory at block %d, record at byte %d: %w", d.loc, i, err)
-				}
-				dot := nameLen == 1 && r.rec[33] <= 1
-				switch {
-				case dot && r.rec[33] == 0:
-					r.path = d.path
-				case dot:
-					r.path = path.Dir(d.path)
-				default:
-					name, ok := rockRidgeName(r.su)
-					if !ok {
-						return fmt.Errorf("ISO directory at block %d, record at byte %d (%q): no Rock Ridge name", d.loc, i, r.rec[33:33+nameLen])
-					}
-					r.path = path.Join(d.path, name)
-				}
-				if err := fn(r); err != nil {
-					return err
-				}
-				for _, a := range areas {
-					if _, err := f.WriteAt(a.b, a.at); err != nil {
-						return fmt.Errorf("writing the continuation area at byte %d: %w", a.at, err)
-					}
-				}
-				if r.rec[25]&2 != 0 && !dot {
-					queue = append(queue, extent{le.Uint32(r.rec[2:]), le.Uint32(r.rec[10:]), r.path})
-				}
-				i += l
+		dot := nameLen == 1 && rec[33] <= 1
+		switch {
+		case dot && rec[33] == 0:
+			r.path = d.path
+		case dot:
+			r.path = path.Dir(d.path)
+		default:
+			name, ok := rockRidgeName(r.su)
+			if !ok {
+				return "", fmt.Errorf("ISO directory at block %d, record at byte %d (%q): no Rock Ridge name", d.loc, at, rec[33:33+nameLen])
+			}
+			r.path = path.Join(d.path, name)
+		}
+		if err := fn(r); err != nil {
+			return "", err
+		}
+		for _, a := range areas {
+			if _, err := f.WriteAt(a.b, a.at); err != nil {
+				return "", fmt.Errorf("writing the continuation area at byte %d: %w", a.at, err)
 			}
 		}
-		if _, err := f.WriteAt(buf, int64(d.loc)*bs); err != nil {
+		return r.path, nil
+	}, func(d *isoDir) error {
+		if _, err := f.WriteAt(d.buf, int64(d.loc)*isoBlock); err != nil {
 			return fmt.Errorf("writing the ISO directory at block %d: %w", d.loc, err)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // rockRidgeName is the name the NM entries among su spell, and whether
