@@ -69,7 +69,7 @@ func QEMUArgs(s QEMUSetup) []string {
 	}
 	for i, d := range s.Disks {
 		id := fmt.Sprintf("disk%d", i)
-		drive := "file=" + qemuOptValue(d.Path) + ",if=none,format=raw,id=" + id
+		drive := "file=" + qemuOptValue(qemuFilePath(d.Path)) + ",if=none,format=raw,id=" + id
 		if d.ReadOnly {
 			drive += ",readonly=on"
 		}
@@ -85,6 +85,19 @@ func QEMUArgs(s QEMUSetup) []string {
 		args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,disable-modern=on,netdev=net0")
 	}
 	return args
+}
+
+// qemuFilePath is path as -drive file= takes it as a file name: QEMU
+// reads a name with a colon before its first slash ("a:b.img") as a
+// protocol ("a") and its options, so such a relative name is given
+// starting "./", which no protocol does.
+func qemuFilePath(path string) string {
+	colon := strings.IndexByte(path, ':')
+	slash := strings.IndexByte(path, '/')
+	if colon >= 0 && (slash < 0 || colon < slash) {
+		return "./" + path
+	}
+	return path
 }
 
 // qemuOptValue is v as a value in a QEMU option list (-drive

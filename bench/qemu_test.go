@@ -54,6 +54,9 @@ func TestQEMUArgs(t *testing.T) {
 		{"commas in paths", QEMUSetup{Kernel: "/k,1.elf", MemoryMiB: 64, Disks: []QEMUDisk{{Path: "c,d.img"}, {Path: "/a,,b/e,.img", ReadOnly: true}}},
 			[]string{"-kernel /k,1.elf", "-drive file=c,,d.img,if=none,format=raw,id=disk0",
 				"-drive file=/a,,,,b/e,,.img,if=none,format=raw,id=disk1,readonly=on"}, nil},
+		{"colons in relative paths", QEMUSetup{Kernel: "k:1.elf", MemoryMiB: 64, Disks: []QEMUDisk{{Path: "c:d.img"}, {Path: "e/f:g.img"}, {Path: "/h:i.img"}, {Path: "j:k,l/m.img", ReadOnly: true}}},
+			[]string{"-kernel k:1.elf", "-drive file=./c:d.img,if=none,format=raw,id=disk0", "-drive file=e/f:g.img,if=none,format=raw,id=disk1",
+				"-drive file=/h:i.img,if=none,format=raw,id=disk2", "-drive file=./j:k,,l/m.img,if=none,format=raw,id=disk3,readonly=on"}, nil},
 		{"user network", QEMUSetup{Kernel: "/k", MemoryMiB: 64, UserNet: true, Forwards: []string{"tcp:127.0.0.1:8080-:80", "udp:0.0.0.0:53-:53"}},
 			[]string{"-netdev user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:0.0.0.0:53-:53", "-device virtio-net-pci,disable-modern=on,netdev=net0"}, nil},
 	}

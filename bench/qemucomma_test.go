@@ -13,8 +13,10 @@ import (
 )
 
 // TestQEMUCommaPaths: QEMU boots a kernel and a disk whose names hold a
-// comma, under every QEMU target bench compares with. -drive file=c,d.img
-// made QEMU open "c" and fail; -kernel takes its path whole.
+// comma, the disk's a colon too and given relative, under every QEMU
+// target bench compares with. -drive file=c,d.img made QEMU open "c" and
+// fail, file=c:d.img made it look for a protocol "c"; -kernel takes its
+// path whole.
 func TestQEMUCommaPaths(t *testing.T) {
 	if _, err := exec.LookPath(QEMUBinary); err != nil {
 		t.Skipf("%s not installed (apt-get install qemu-system-x86)", QEMUBinary)
@@ -31,7 +33,8 @@ func TestQEMUCommaPaths(t *testing.T) {
 	if err := os.WriteFile(kernel, vblk, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	disk := filepath.Join(dir, "c,d.img")
+	t.Chdir(dir)
+	disk := "c:x,d.img"
 	img, err := guests.WriteVblkDisk(disk)
 	if err != nil {
 		t.Fatal(err)
