@@ -238,7 +238,11 @@ func (d *PCIDevice) markBroken(kind string, err error) {
 	}
 	d.broken = true
 	d.status |= StatusNeedsReset
-	d.warnOnce("broken:"+kind, "virtio: device needs reset; refusing to serve it", "reason", err)
+	args := []any{"reason", err}
+	if p := (*PanicError)(nil); errors.As(err, &p) {
+		args = append(args, "stack", string(p.Stack))
+	}
+	d.warnOnce("broken:"+kind, "virtio: device needs reset; refusing to serve it", args...)
 	if d.status&StatusDriverOK != 0 {
 		d.raise(ISRConfig)
 	}

@@ -120,8 +120,13 @@ func (d *PCIDevice) serve(kicked uint32) {
 		err := d.process(i, q)
 		interrupt = q.NeedsInterrupt() || interrupt
 		if err != nil {
+			var p *PanicError
+			var f *MemoryFaultError
+			if !errors.As(err, &p) && !errors.As(err, &f) {
+				err = fmt.Errorf("queue %d: %w", i, err) // the others name it
+			}
 			d.mu.Lock()
-			d.markBroken("process", fmt.Errorf("queue %d: %w", i, err))
+			d.markBroken("process", err)
 			d.mu.Unlock()
 			if fn := d.onFault.Load(); fn != nil && errors.Is(err, ErrMemoryFault) {
 				(*fn)(err)
@@ -136,8 +141,9 @@ func (d *PCIDevice) serve(kicked uint32) {
 	}
 }
 
-// process runs the device's Process and turns a panic into an error: a
-// bug in a device model must cost the guest its device, not the VMM. A
+// process runs the device's Process and turns a panic into an error (a
+// *PanicError): a bug in a device model must cost the guest its device,
+// not the VMM, and must not be taken for the guest's corrupt queue. A
 // fault on guest memory (SIGBUS on a page cut from a restored guest's
 // file) is made a panic too, for the goroutine serving (the worker's, or
 // Serve's caller's) only while it serves: a *MemoryFaultError.
@@ -150,7 +156,7 @@ func (d *PCIDevice) process(i int, q *Queue) (err error) {
 				err = &MemoryFaultError{Addr: fault.Addr(), Queue: i}
 				return
 			}
-			err = fmt.Errorf("%w: device panicked: %v", ErrRing, r)
+			err = &PanicError{Queue: i, Value: r, Stack: debug.Stack()}
 		}
 	}()
 	return d.dev.Process(i, q)
