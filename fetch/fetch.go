@@ -496,8 +496,9 @@ func (r *release) notFound(ctx context.Context, url string) error {
 
 // misplacedMirror says, for an error's end, when the mirror URL cannot be
 // the directory holding the NetBSD-<version> trees: it names one of them,
-// or a directory inside one, or is a host's root (as given, the tree's
-// files are looked for below NetBSD-<version>/ in it). It is "" otherwise.
+// or a directory inside one; or when it may not be: it is a host's root
+// (as given, the tree's files are looked for below NetBSD-<version>/ in
+// it). It is "" otherwise.
 func misplacedMirror(mirror string) string {
 	u, err := url.Parse(mirror)
 	if err != nil {
@@ -506,7 +507,10 @@ func misplacedMirror(mirror string) string {
 	const holding = "not the directory holding the NetBSD-<version> trees (such as " + DefaultMirror + ")"
 	p := strings.Trim(u.Path, "/")
 	if p == "" {
-		return "; the mirror URL " + shown(mirror) + " is a host's root, " + holding
+		// A local mirror often is a host's root: one whose listing
+		// cannot be read may hold the trees, and only the release or
+		// arch be missing.
+		return "; the mirror URL " + shown(mirror) + " is a host's root, whose listing shows no NetBSD-<version> trees: it may not be the directory holding them (such as " + DefaultMirror + ")"
 	}
 	parts := strings.Split(p, "/")
 	for _, c := range parts {
