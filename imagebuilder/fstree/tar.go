@@ -432,6 +432,10 @@ func (t *Tree) AddArchive(r io.Reader, name string) error {
 		if xr != nil && xr.refused != nil {
 			return fmt.Errorf("%s: %w", name, xr.refused)
 		}
+		if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, errXZCheck) {
+			// The check covers the whole stream, the files read too.
+			return fmt.Errorf("%s: the compressed data fails its checksum: the set is damaged, and the files read from it may be corrupt: %w", name, err)
+		}
 		return fmt.Errorf("%s: corrupt or truncated compressed stream after the tar end: %w", name, err)
 	}
 	return nil

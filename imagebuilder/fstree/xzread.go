@@ -107,6 +107,10 @@ type xzBlock struct {
 	hash           hash.Hash
 }
 
+// errXZCheck is wrapped by the error of a block whose integrity check
+// (CRC-32, CRC-64 or SHA-256 of its data) does not match the data.
+var errXZCheck = errors.New("integrity check mismatch: the data is corrupt")
+
 // xzError is an error of the xz file at byte at (format starts "xz ...").
 func xzError(at int64, format string, args ...any) error {
 	return fmt.Errorf("at byte %d of the compressed file: "+format, append([]any{at}, args...)...)
@@ -467,7 +471,7 @@ func (x *xzReader) endBlock() error {
 			want = h.Sum(nil)
 		}
 		if !bytes.Equal(tail[pad:], want) {
-			return xzError(at+int64(pad), "xz block %d integrity check mismatch: the data is corrupt", b.n)
+			return xzError(at+int64(pad), "xz block %d %w", b.n, errXZCheck)
 		}
 	}
 	x.records = append(x.records, [2]uint64{uint64(b.headerLen + comp + x.checkSize()), uint64(b.out)})
