@@ -66,6 +66,16 @@ func (b *fileBackend) Sync() error {
 	}
 }
 
+// fileSize is the image file's size now (fstat): serve compares it with
+// the size the disk was opened with before each write.
+func (b *fileBackend) fileSize() (int64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(b.fd, &st); err != nil {
+		return 0, err
+	}
+	return st.Size, nil
+}
+
 // ReadVAt is preadv, repeated until bufs are full.
 func (b *fileBackend) ReadVAt(bufs [][]byte, off int64) (int, error) {
 	return vectorIO(bufs, off, func(v [][]byte, o int64) (int, error) { return b.sys(unix.SYS_PREADV, v, o) })

@@ -77,7 +77,11 @@
 // (NetBSD prints "ld0a: error writing fsbn ..."). The disk also warns on
 // the transport's logger (virtio.Warner), once per operation and errno,
 // with the image's path, the byte offset, the length and the error; a
-// failed flush once, as it is latched (see Failed flushes).
+// failed flush once, as it is latched (see Failed flushes). Of an image
+// shrunk under the disk, a read past its new end fails, and so does every
+// write while the file is shorter than when it was opened (fstat before
+// each write): written past the end, pwrite would grow the file again
+// around a hole, and what was cut off would read back as zeros.
 //
 // # Counters
 //

@@ -153,3 +153,52 @@ func TestHostIOErrorNamesImage(t *testing.T) {
 		t.Errorf("log does not name the image, operation and offset:\n%s", got)
 	}
 }
+
+// A write to an image shrunk under an open disk is refused, past the new
+// end or before it: pwrite past the end would grow the file again with a
+// hole, and what was cut off would read back as zeros. The image keeps
+// its new size, and the read path's warning says why.
+func TestWriteToShrunkImageFails(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		sector uint64
+		want   string
+	}{
+		{"past the new end", 10, "op=write offset=5120 bytes=512"},
+		{"inside the new end", 1, "op=write offset=512 bytes=512"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "shrunk.img")
+			if err := os.WriteFile(path, make([]byte, diskSize), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			d, err := blk.Open(path, blk.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, log := newLoggedRig(t, d)
+			const shrunk = 1024
+			if err := os.Truncate(path, shrunk); err != nil {
+				t.Fatal(err)
+			}
+			if st := r.request(t, blk.TypeOut, tc.sector); st != blk.StatusIOErr {
+				t.Errorf("status %d, want IOERR", st)
+			}
+			st, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Size() != shrunk {
+				t.Errorf("image is %d bytes after the write, want %d (unchanged)", st.Size(), shrunk)
+			}
+			got := log.String()
+			if strings.Count(got, "level=WARN") != 1 || !strings.Contains(got, "image="+path) || !strings.Contains(got, tc.want) ||
+				!strings.Contains(got, "the guest's request gets an I/O error") {
+				t.Errorf("log does not warn once naming the image, %q and the I/O error:\n%s", tc.want, got)
+			}
+			if w := d.Stats().Writes; w != 0 {
+				t.Errorf("%d writes counted, want 0", w)
+			}
+		})
+	}
+}

@@ -113,6 +113,14 @@ func (d *Disk) serve(rd, wr [][]byte) (status uint8, written uint32, fault error
 		if !ok {
 			return StatusIOErr, 0, nil
 		}
+		// A write past the end of an image shrunk under the disk
+		// would succeed, growing the file again around a hole: what
+		// was cut off would read back as zeros without a word. (A
+		// truncate between this check and the write still can.)
+		if err := d.shrunk(); err != nil {
+			d.hostError("write", int64(sector*SectorSize), n, err)
+			return StatusIOErr, 0, nil
+		}
 		if err := writeV(d.b, rd, int64(sector*SectorSize)); err != nil {
 			return StatusIOErr, 0, d.failed("write", n, sector, err)
 		}
@@ -174,6 +182,33 @@ func (d *Disk) flushFailed(err error) {
 	}
 	args = append(args, "op", "flush", "err", err)
 	d.warn("flush-latched", "virtio-blk: flushing the disk image failed on the host: writes the guest made before it may not be on the disk, so this flush and every later one get an I/O error until the image is opened again", args...)
+}
+
+// shrunkError is a write's refusal: the image file is now Size bytes,
+// shorter than the Opened it had when the disk was opened. It is the
+// kind of error (io.ErrUnexpectedEOF) a read past the new end meets, so
+// both warn alike (errKind: eof).
+type shrunkError struct{ Size, Opened int64 }
+
+func (e shrunkError) Error() string {
+	return fmt.Sprintf("the image file is %d bytes, shrunk from the %d it had when the disk was opened", e.Size, e.Opened)
+}
+
+func (e shrunkError) Unwrap() error { return io.ErrUnexpectedEOF }
+
+// shrunk is a shrunkError when d's image file is now shorter than when
+// it was opened, else nil. A backend that is no file is never shrunk,
+// and an fstat that fails leaves the write to report its own error.
+func (d *Disk) shrunk() error {
+	fb, ok := d.b.(*fileBackend)
+	if !ok {
+		return nil
+	}
+	size, err := fb.fileSize()
+	if err != nil || size >= d.size {
+		return nil
+	}
+	return shrunkError{Size: size, Opened: d.size}
 }
 
 // failed is what serve returns for a read or write of n bytes at sector
