@@ -1,13 +1,15 @@
 // Package lockholder names the processes that hold flock(2) locks on a
-// file, from Linux's /proc/locks, so that "in use" errors can say by whom.
-// It is best effort: elsewhere, or when /proc is not mounted, it finds no
-// one and callers say what they knew before.
+// file, from Linux's /proc/locks, and those that hold OFD byte-range
+// locks on it (QEMU's on its images), from /proc/PID/fdinfo, so that "in
+// use" errors can say by whom. It is best effort: elsewhere, or when /proc
+// is not mounted, it finds no one and callers say what they knew before.
 package lockholder
 
 import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -17,16 +19,16 @@ import (
 // locksFile is read by PIDs; tests point it at a fixture.
 var locksFile = "/proc/locks"
 
+// procDir is where OFDPIDs finds processes' fdinfo; tests point it at a
+// fixture.
+var procDir = "/proc"
+
 // PIDs returns the processes that hold an flock lock on the file f is open
 // on (the process that took each lock; a lock inherited across fork is
 // listed under the process that took it), in /proc/locks' order, without
 // repeats. Waiters are not holders and are left out.
 func PIDs(f *os.File) []int {
-	st, err := f.Stat()
-	if err != nil {
-		return nil
-	}
-	sys, ok := st.Sys().(*syscall.Stat_t)
+	dev, ino, ok := fileID(f)
 	if !ok {
 		return nil
 	}
@@ -34,7 +36,100 @@ func PIDs(f *os.File) []int {
 	if err != nil {
 		return nil
 	}
-	return parse(data, uint64(sys.Dev), sys.Ino)
+	return parse(data, dev, ino)
+}
+
+// fileID is the device and inode of the file f is open on.
+func fileID(f *os.File) (dev, ino uint64, ok bool) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return uint64(sys.Dev), sys.Ino, true
+}
+
+// fileKey is how /proc/locks and fdinfo name the file dev/ino.
+func fileKey(dev, ino uint64) string {
+	return fmt.Sprintf("%02x:%02x:%d", major(dev), minor(dev), ino)
+}
+
+// OFDPIDs returns the processes that hold, through an open file
+// description other than f's, an OFD byte-range lock (fcntl F_OFD_SETLK,
+// as QEMU locks its images) on any of the bytes start to end (inclusive)
+// of the file f is open on, in the order /proc lists them, without
+// repeats. /proc/locks lists such locks under pid -1, so the holders are
+// found in /proc/PID/fdinfo, which shows each lock of the description an
+// fd refers to: only processes whose fdinfo this user may read (its own,
+// or all for root) can be found.
+func OFDPIDs(f *os.File, start, end int64) []int {
+	dev, ino, ok := fileID(f)
+	if !ok {
+		return nil
+	}
+	want := fileKey(dev, ino)
+	procs, err := os.ReadDir(procDir)
+	if err != nil {
+		return nil
+	}
+	self, selfFD := os.Getpid(), strconv.Itoa(int(f.Fd()))
+	var pids []int
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		dir := procDir + "/" + p.Name() + "/fdinfo"
+		fds, err := os.ReadDir(dir)
+		if err != nil {
+			continue // another user's, or gone
+		}
+		for _, fd := range fds {
+			if pid == self && fd.Name() == selfFD {
+				continue // f's own description
+			}
+			data, err := os.ReadFile(dir + "/" + fd.Name())
+			if err == nil && holdsOFD(data, want, start, end) {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
+// holdsOFD reports whether an fdinfo lists an OFD lock on the file want
+// (as fileKey names it) over any of the bytes start to end, in lines such
+// as
+//
+//	lock:	1: OFDLCK ADVISORY  READ -1 fe:00:9978298 100 101
+//
+// (the lock's first and last byte, or EOF for a lock to the end).
+func holdsOFD(data []byte, want string, start, end int64) bool {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 9 || f[0] != "lock:" || f[2] != "OFDLCK" || f[6] != want {
+			continue
+		}
+		first, err := strconv.ParseInt(f[7], 10, 64)
+		if err != nil {
+			continue
+		}
+		last := int64(math.MaxInt64)
+		if f[8] != "EOF" {
+			if last, err = strconv.ParseInt(f[8], 10, 64); err != nil {
+				continue
+			}
+		}
+		if first <= end && start <= last {
+			return true
+		}
+	}
+	return false
 }
 
 // parse reads /proc/locks lines such as
@@ -44,7 +139,7 @@ func PIDs(f *os.File) []int {
 // (the device as hexadecimal major:minor, the inode in decimal) and keeps
 // the FLOCK holders of the file dev/ino.
 func parse(data []byte, dev, ino uint64) []int {
-	want := fmt.Sprintf("%02x:%02x:%d", major(dev), minor(dev), ino)
+	want := fileKey(dev, ino)
 	var pids []int
 	seen := map[int]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -74,6 +169,22 @@ func Describe(f *os.File) string {
 	var parts []string
 	for _, pid := range PIDs(f) {
 		parts = append(parts, describePID(pid))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// DescribeRange names for a message the holders of a byte-range lock on
+// bytes start to end of f's file: the process pid when it is known (a
+// POSIX lock's, which F_GETLK reports), else the processes OFDPIDs finds
+// (F_OFD_GETLK reports an OFD lock's pid as -1), as Describe does, or ""
+// when none can be found.
+func DescribeRange(f *os.File, pid int, start, end int64) string {
+	if pid > 0 {
+		return describePID(pid)
+	}
+	var parts []string
+	for _, p := range OFDPIDs(f, start, end) {
+		parts = append(parts, describePID(p))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -94,4 +94,24 @@
 // Open takes an flock on the image: exclusive (LOCK_EX|LOCK_NB) for a
 // read-write disk, shared (LOCK_SH|LOCK_NB) for a read-only one, so two VMs
 // can share a read-only image but never write one another's.
+//
+// QEMU (2.10 on) locks its images otherwise, with OFD byte-range read
+// locks (fcntl F_OFD_SETLK), which on Linux never conflict with an flock:
+// byte 100+p for each permission p it holds and 200+p for each it shares
+// with no one, p being 0 for reading and 1 for writing. So Open takes
+// them too, as QEMU does for a raw drive without share-rw: 100 and 201
+// (it reads the image and lets no one else write it), and 101 for a
+// read-write disk (it writes it). Then it looks, as QEMU does, for
+// another open file description's lock (F_OFD_GETLK) on 101 (someone
+// writes the image), 200 (no one else may read it) and, for a read-write
+// disk, 201 (no one else may write it), and refuses the image
+// (ErrInUse) naming the holder: /proc/locks lists OFD locks under no
+// process, so it is looked for in /proc/PID/fdinfo, among this user's
+// processes. QEMU in turn refuses an image a read-write disk holds, or
+// one a read-only disk holds for writing; a read-only QEMU and a
+// read-only disk share one. On NFS and SMB, where the kernel takes flock
+// as a whole-file byte-range lock on the server, Open only looks: its own
+// locks would meet the flock there as the same owner's, and the flock
+// alone already conflicts with QEMU's (not on an NFS mount with
+// local_lock=flock or all, where flock stays on this host).
 package blk

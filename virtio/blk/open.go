@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/smolvmm/smolvmm/internal/commaopt"
 	"github.com/smolvmm/smolvmm/internal/filekind"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -91,7 +92,10 @@ func (e *AccessError) Advice() string {
 
 // ErrInUse is wrapped by Open's error when another VM (process) holds the
 // image's lock: an exclusive one, taken by a read-write open, or a shared
-// one, which only read-only opens (Options.ReadOnly) share.
+// one, which only read-only opens (Options.ReadOnly) share; or when
+// another program's byte-range lock, as QEMU takes them, says that it
+// writes the image, or that it lets no one else write it (refusing a
+// read-write open) or read it.
 var ErrInUse = errors.New("in use by another VM")
 
 // ParseDiskSpec parses a disk's text form, "path[,ro][,serial=ID]". A comma in
@@ -169,7 +173,9 @@ func DeriveSerial(path string) string {
 }
 
 // Open opens the raw image at path as a disk, locks it against other VMs
-// (exclusive for read-write, shared for read-only) and sizes it. An image
+// (flock, exclusive for read-write, shared for read-only, and the
+// byte-range locks QEMU takes and looks for: see the package
+// documentation's Locking) and sizes it. An image
 // whose first sector starts with the signature of a compressed file or of
 // another disk image format (qcow2, VMDK, VHD, VHDX, VDI) is refused with a
 // *FormatError (ErrNotRaw). The
@@ -244,6 +250,10 @@ func open(path string, opts Options, checkRaw bool) (*Disk, error) {
 		}
 		return nil, fmt.Errorf("disk image %s: flock: %w", path, err)
 	}
+	if err := lockQEMU(f, path, opts.ReadOnly, !flockIsByteRange(f)); err != nil {
+		f.Close()
+		return nil, err
+	}
 	st, err = f.Stat()
 	if err != nil {
 		f.Close()
@@ -293,6 +303,120 @@ func unsearchableDir(path string) string {
 		}
 		if filepath.Dir(d) == d {
 			return ""
+		}
+	}
+}
+
+// QEMU (2.10 on) locks a raw image with OFD byte-range read locks (its
+// block/file-posix.c): byte qemuPermBase+p for each permission p it
+// holds, and qemuSharedBase+p for each it lets no one else hold, p being
+// qemuRead (consistent read) or qemuWrite. On Linux flock and fcntl locks
+// never conflict, so without these, QEMU and a disk could write one image.
+const (
+	qemuPermBase   = 100
+	qemuSharedBase = 200
+	qemuRead       = 0
+	qemuWrite      = 1
+)
+
+// lockQEMU tells QEMU, with its own locks on f, that the disk reads the
+// image, writes it unless readOnly, and lets no one else write it (as
+// QEMU locks a raw drive without share-rw), and refuses the image
+// (ErrInUse) when another open file description's lock says that someone
+// writes it, lets no one else read it, or, unless readOnly, lets no one
+// else write it. Without take, it only looks (flockIsByteRange).
+//
+// The locks are taken before looking, as QEMU does: of two programs
+// starting at once, each then sees the other's, and neither is let
+// through unseen. A description's own locks never conflict with it, so
+// the disk's do not refuse it; the locks go with the file's last close.
+func lockQEMU(f *os.File, path string, readOnly, take bool) error {
+	held := []int64{qemuPermBase + qemuRead, qemuSharedBase + qemuWrite}
+	refused := []lockByte{
+		{qemuPermBase + qemuWrite, "writes it"},
+		{qemuSharedBase + qemuRead, "lets no other program read it"},
+	}
+	if !readOnly {
+		held = append(held, qemuPermBase+qemuWrite)
+		refused = append(refused, lockByte{qemuSharedBase + qemuWrite, "lets no other program write it"})
+	}
+	if !take {
+		held = nil
+	}
+	for _, off := range held {
+		lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: io.SeekStart, Start: off, Len: 1}
+		err := fcntlLock(f, unix.F_OFD_SETLK, &lk)
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+			// Someone holds a write lock there: none of QEMU's.
+			lk = unix.Flock_t{Type: unix.F_RDLCK, Whence: io.SeekStart, Start: off, Len: 1}
+			pid := int32(-1)
+			if fcntlLock(f, unix.F_OFD_GETLK, &lk) == nil {
+				pid = lk.Pid
+			}
+			return rangeInUse(f, path, pid, off, fmt.Sprintf("holds a write lock on its byte %d", off))
+		}
+		if err != nil {
+			return fmt.Errorf("disk image %s: byte-range lock on byte %d: %w", path, off, err)
+		}
+	}
+	for _, r := range refused {
+		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart, Start: r.off, Len: 1}
+		if err := fcntlLock(f, unix.F_OFD_GETLK, &lk); err != nil {
+			return fmt.Errorf("disk image %s: testing the byte-range lock on byte %d: %w", path, r.off, err)
+		}
+		if lk.Type != unix.F_UNLCK {
+			return rangeInUse(f, path, lk.Pid, r.off, fmt.Sprintf("%s, as its byte-range lock on byte %d says (QEMU locks its images so)", r.what, r.off))
+		}
+	}
+	return nil
+}
+
+// lockByte is a lock byte of QEMU's that refuses an open when another
+// program holds it, and what that program's lock there means.
+type lockByte struct {
+	off  int64
+	what string
+}
+
+// rangeInUse is Open's refusal of an image whose byte off another
+// program's lock holds (pid: its process as F_GETLK says it, -1 for an
+// OFD lock's); what says what the lock means.
+func rangeInUse(f *os.File, path string, pid int32, off int64, what string) error {
+	holder := lockholder.DescribeRange(f, int(pid), off, off)
+	if holder == "" {
+		holder = "another program" // one whose files this user may not see
+	}
+	return fmt.Errorf("disk image %s is %w: %s %s", path, ErrInUse, holder, what)
+}
+
+// flockIsByteRange reports whether f's file system takes flock as a
+// whole-file byte-range lock on its server (NFS, SMB/CIFS). There, the
+// flock already conflicts with other programs' byte-range locks, QEMU's
+// included: a read-write disk's makes QEMU fail to take its own, a
+// read-only one's fails QEMU's test for writers. The disk's own OFD locks
+// would instead meet the flock on the server as locks of the same owner
+// (the open file description), splitting or downgrading it there, so
+// Open only looks for QEMU's locks and takes none. (An NFS mount with
+// local_lock=flock or all keeps flock on this host, where QEMU does not
+// see it: statfs cannot tell, and such a mount stays unguarded.)
+func flockIsByteRange(f *os.File) bool {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
+		return false
+	}
+	switch uint32(st.Type) {
+	case unix.NFS_SUPER_MAGIC, unix.SMB_SUPER_MAGIC, unix.CIFS_SUPER_MAGIC, unix.SMB2_SUPER_MAGIC:
+		return true
+	}
+	return false
+}
+
+// fcntlLock is fcntl(cmd, lk) on f, retried on EINTR.
+func fcntlLock(f *os.File, cmd int, lk *unix.Flock_t) error {
+	for {
+		err := unix.FcntlFlock(f.Fd(), cmd, lk)
+		if !errors.Is(err, unix.EINTR) {
+			return err
 		}
 	}
 }
