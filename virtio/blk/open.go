@@ -202,10 +202,6 @@ func open(path string, opts Options, checkRaw bool) (*Disk, error) {
 	if opts.Serial == "" {
 		opts.Serial = DeriveSerial(path)
 	}
-	flag, lock, mode := os.O_RDWR, unix.LOCK_EX, "read-write"
-	if opts.ReadOnly {
-		flag, lock, mode = os.O_RDONLY, unix.LOCK_SH, "read-only"
-	}
 	// What is no file is refused before it is opened: a directory fails
 	// a read-write open with EISDIR (no advice), a FIFO blocks a
 	// read-only one, and opening a device may act on it. (The open file
@@ -214,44 +210,20 @@ func open(path string, opts Options, checkRaw bool) (*Disk, error) {
 	if statErr == nil && !st.Mode().IsRegular() {
 		return nil, notRegular(path, st.Mode())
 	}
-	f, err := os.OpenFile(path, flag, 0)
+	// A file replaced under its name between the open and the lock (an
+	// image builder renames a new image over one no VM holds) would be
+	// served after its replacer saw it unlocked: what the guest wrote would go to a
+	// file nobody can open again. The name is opened again until the
+	// file locked is the file it names.
+	f, err := openLocked(path, opts, statErr)
+	for try := 1; err == nil && !namesFile(path, f); try++ {
+		f.Close()
+		if try == openTries {
+			return nil, fmt.Errorf("disk image %s: replaced by another file each of the %d times it was opened and locked", path, openTries)
+		}
+		f, err = openLocked(path, opts, statErr)
+	}
 	if err != nil {
-		// The message names the path once: keep the cause, not the
-		// PathError's "open PATH: " again.
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		// Refused reading as well, writing is not what is at fault: a
-		// read-only attach would fail too.
-		if errors.Is(err, fs.ErrPermission) && (opts.ReadOnly || !mayRead(path)) {
-			ae := &AccessError{Path: path, ReadOnly: opts.ReadOnly, Err: err}
-			// Stat needs only the search of the directories on the
-			// path: refused, one of them is at fault, not the file.
-			if errors.Is(statErr, fs.ErrPermission) {
-				ae.Dir = unsearchableDir(path)
-			}
-			return nil, ae
-		}
-		if !opts.ReadOnly && (errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS)) {
-			return nil, fmt.Errorf("disk image %s: cannot open it %s: %w: %w (attach it read-only, or make it writable)", path, mode, ErrNotWritable, err)
-		}
-		return nil, fmt.Errorf("disk image %s: cannot open it %s: %w", path, mode, err)
-	}
-	if err := flock(f, lock|unix.LOCK_NB); err != nil {
-		holder := lockholder.Describe(f)
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			if holder == "" {
-				holder = "another process"
-			}
-			// Once, without the errno's text: the caller adds what to do.
-			return nil, fmt.Errorf("disk image %s is %w: %s holds its lock", path, ErrInUse, holder)
-		}
-		return nil, fmt.Errorf("disk image %s: flock: %w", path, err)
-	}
-	if err := lockQEMU(f, path, opts.ReadOnly, !flockIsByteRange(f)); err != nil {
-		f.Close()
 		return nil, err
 	}
 	st, err = f.Stat()
@@ -278,6 +250,77 @@ func open(path string, opts Options, checkRaw bool) (*Disk, error) {
 	}
 	d.file, d.path = f, path
 	return d, nil
+}
+
+// openTries is how many times open opens and locks an image whose name
+// goes on naming another file than the one locked.
+const openTries = 5
+
+// afterOpen, when set (by tests), is called between an image's open and
+// its lock.
+var afterOpen func(path string)
+
+// openLocked opens the image at path for opts and takes its locks (the
+// flock, QEMU's byte-range locks). statErr is path's stat's, made before.
+func openLocked(path string, opts Options, statErr error) (*os.File, error) {
+	flag, lock, mode := os.O_RDWR, unix.LOCK_EX, "read-write"
+	if opts.ReadOnly {
+		flag, lock, mode = os.O_RDONLY, unix.LOCK_SH, "read-only"
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		// The message names the path once: keep the cause, not the
+		// PathError's "open PATH: " again.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		// Refused reading as well, writing is not what is at fault: a
+		// read-only attach would fail too.
+		if errors.Is(err, fs.ErrPermission) && (opts.ReadOnly || !mayRead(path)) {
+			ae := &AccessError{Path: path, ReadOnly: opts.ReadOnly, Err: err}
+			// Stat needs only the search of the directories on the
+			// path: refused, one of them is at fault, not the file.
+			if errors.Is(statErr, fs.ErrPermission) {
+				ae.Dir = unsearchableDir(path)
+			}
+			return nil, ae
+		}
+		if !opts.ReadOnly && (errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS)) {
+			return nil, fmt.Errorf("disk image %s: cannot open it %s: %w: %w (attach it read-only, or make it writable)", path, mode, ErrNotWritable, err)
+		}
+		return nil, fmt.Errorf("disk image %s: cannot open it %s: %w", path, mode, err)
+	}
+	if afterOpen != nil {
+		afterOpen(path)
+	}
+	if err := flock(f, lock|unix.LOCK_NB); err != nil {
+		holder := lockholder.Describe(f)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			if holder == "" {
+				holder = "another process"
+			}
+			// Once, without the errno's text: the caller adds what to do.
+			return nil, fmt.Errorf("disk image %s is %w: %s holds its lock", path, ErrInUse, holder)
+		}
+		return nil, fmt.Errorf("disk image %s: flock: %w", path, err)
+	}
+	if err := lockQEMU(f, path, opts.ReadOnly, !flockIsByteRange(f)); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// namesFile reports whether path names the file f has open.
+func namesFile(path string, f *os.File) bool {
+	open, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	named, err := os.Stat(path)
+	return err == nil && os.SameFile(open, named)
 }
 
 // mayRead reports whether a read-only open of path is not refused for
