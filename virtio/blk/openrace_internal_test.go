@@ -18,7 +18,7 @@ func TestOpenReplacedBeforeLock(t *testing.T) {
 	tests := []struct {
 		name    string
 		replace func(t *testing.T, path string, call int) // run between open and lock
-		size    int64                                      // the disk served: the new file's size
+		size    int64                                     // the disk served: the new file's size
 		wantErr string
 		is      error
 	}{
