@@ -31,9 +31,11 @@ type Target struct {
 	Path string
 	Args []string
 	// ReportFlag, when set, is passed with a file name after Args; the
-	// program writes a ChildReport there before it exits. A nonzero exit
-	// status of such a program is a good end only when its report's
-	// GuestStatus is that status (and Success takes it).
+	// program writes a ChildReport there before it exits (opening it as
+	// a file to write: RunBoot names a named pipe, whose buffer takes no
+	// room in TMPDIR's file system). A nonzero exit status of such a
+	// program is a good end only when its report's GuestStatus is that
+	// status (and Success takes it).
 	ReportFlag string
 	// GuestBytes is the guest's RAM size, to find its mapping in smaps.
 	GuestBytes uint64
@@ -344,7 +346,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 	}
 
 	args := t.Args
-	var report string
+	var report *reportPipe
 	if t.ReportFlag != "" {
 		// Locked, so that a bench killed meanwhile has it removed by
 		// the next (parallel.go).
@@ -354,8 +356,11 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		}
 		defer lock.Close()
 		defer os.RemoveAll(dir)
-		report = filepath.Join(dir, "report.json")
-		args = append(append([]string(nil), args...), t.ReportFlag, report)
+		if report, err = openReportPipe(filepath.Join(dir, "report.json")); err != nil {
+			return fail(err, nil)
+		}
+		defer report.close()
+		args = append(append([]string(nil), args...), t.ReportFlag, report.path)
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -640,8 +645,8 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		return fail(fmt.Errorf("no console output (exit status %d)", b.Status), stderr)
 	}
 	var guestStatus *int
-	if report != "" {
-		child, err := readChildReport(report)
+	if report != nil {
+		child, err := report.read()
 		if err != nil {
 			return fail(err, stderr)
 		}
@@ -678,7 +683,7 @@ func RunBoot(ctx context.Context, t Target, o BootOptions) (*Boot, error) {
 		delete(rec.phases, PhaseGuestExit)
 	} else if !t.succeeded(b.Status) {
 		return fail(fmt.Errorf("%w: exit status %d", ErrExitStatus, b.Status), stderr)
-	} else if report != "" && b.Status != 0 && (guestStatus == nil || *guestStatus != b.Status) {
+	} else if report != nil && b.Status != 0 && (guestStatus == nil || *guestStatus != b.Status) {
 		// The VMM's own failure, though its status could be a guest's.
 		return fail(fmt.Errorf("%w: exit status %d, which the guest did not choose (its report has guest status %s)", ErrExitStatus, b.Status, fmtGuestStatus(guestStatus)), stderr)
 	}
