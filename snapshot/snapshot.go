@@ -140,10 +140,17 @@
 // pending ISR), each virtio device's network address (one per device,
 // in the transports' order: a network card's MAC as text, six two-digit
 // lower-case hex bytes joined by colons, "52:54:00:12:34:56"; empty for
-// a disk or other device), and each disk image's identity (path, size,
+// a disk or other device), each disk image's identity (path, size,
 // device, inode, mtime and its content's FileDigest as the text
-// "crc32c:" then 8 lower-case hex digits, empty when none was recorded).
-// A reader refuses a part with bytes after the last field it knows, so
+// "crc32c:" then 8 lower-case hex digits, empty when none was recorded),
+// and then, for every disk, the host's wall-clock time just before its
+// identity was taken (nanoseconds since the epoch, 0 for none), which a
+// restore needs to tell an mtime that proves the image unchanged from
+// one a write in the same tick of the file system's clock would have
+// left as it was. A part that ends after the disks, as every writer's
+// did before that time was recorded, records none; a reader from before
+// it refuses a part that has it (bytes after its last field), and a
+// restore reads such disks for their content. A reader refuses a part with bytes after the last field it knows, so
 // no field can be added unseen: Version changes whenever that content
 // changes, in meaning or in layout (what the MSR list holds included).
 //

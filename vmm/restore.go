@@ -48,7 +48,9 @@ import (
 // it records of one is stat(2)'s, no read needed). Each is opened only
 // while its path names the very file the snapshot recorded, unchanged
 // (same device, inode and modification time), else Restore fails with
-// ErrDiskNotRecorded before opening it. Any other file, a copy with the
+// ErrDiskNotRecorded before opening it; when that time does not prove it
+// unchanged (below), the file is read once opened, and another content
+// fails with ErrDiskChanged. Any other file, a copy with the
 // image's content included, and any disk of another user's snapshot,
 // must be given in Disks. When set, they must be as
 // many, each read-only exactly when the snapshot's was and of its serial
@@ -57,10 +59,13 @@ import (
 // must have the content the snapshot saw, else Restore fails with
 // ErrDiskChanged, Field Disks, naming both files: the guest's cached view
 // of it would no longer match. The snapshot's file unchanged (same size,
-// device, inode and modification time) is accepted without reading it;
-// another file of the same size (a copy of the image per clone), or the
-// same one touched, is read and accepted when its CRC-32C is the one the
-// snapshot recorded (see DiskIdentity). An image so accepted is not
+// device, inode and modification time) is accepted without reading it
+// when that time is older than the snapshot by more than 3 s, which any
+// later write would have moved (see DiskIdentity); another file of the
+// same size (a copy of the image per clone), the same one touched, or
+// the same one with a more recent time (or from a snapshot that does not
+// record when it took the time) is read and accepted when its CRC-32C
+// is the one the snapshot recorded. An image so accepted is not
 // refused for starting with a compressed file's or another disk format's
 // signature, as New refuses an image (a *blk.FormatError): its guest may
 // have written one there (blk.OpenRecorded); the refusal of another file
@@ -604,6 +609,9 @@ func recordedDisks(want []DiskIdentity) error {
 // notRecorded refuses (ErrDiskNotRecorded) fi, the file at the path of
 // the snapshot's disk i, unless it is the very file the snapshot
 // recorded, unchanged: the same device, inode and modification time.
+// A time too close to the snapshot to prove the file unchanged
+// (mtimeProvesUnchanged) proves only that it is the file: checkDisks
+// reads it.
 func notRecorded(i int, w DiskIdentity, fi os.FileInfo) error {
 	got := identityOf(w.Path, w.ReadOnly, w.Serial, fi)
 	if got.Dev == w.Dev && got.Inode == w.Inode && got.MtimeNs == w.MtimeNs {
@@ -618,10 +626,20 @@ func notRecorded(i int, w DiskIdentity, fi os.FileInfo) error {
 		Hint: "a snapshot's own disk paths are opened only while they name the files it recorded: give the image to restore against (its content is then checked)"}
 }
 
+// diskDigest is snapshot.FileDigest, which checkDisks reads an image
+// with; a test counts the images read through it.
+var diskDigest = snapshot.FileDigest
+
 // checkDisks refuses images that are not those the snapshot saw: of
 // another size, or, when the file is not the snapshot's unchanged, with
 // another content (or none recorded, in an older snapshot). It reads only
-// the images that are not the snapshot's file unchanged. The refusal of
+// the images that are not the snapshot's file unchanged, by a time that
+// proves it (mtimeProvesUnchanged): the same file with its recorded
+// modification time, but one too close to the snapshot's moment (or
+// with the moment not recorded), is read, as a copy is, since a write in
+// the same tick of the file system's clock leaves that time as it was.
+// Without a recorded Content there is nothing to read it against: the
+// time is all there is. The refusal of
 // another file that is not a raw image wraps blk.Open's (a
 // *blk.FormatError) too;
 // the images accepted are not checked so, since their guest may have
@@ -652,20 +670,27 @@ func (m *Machine) checkDisks(want []DiskIdentity, fromSnapshot bool) error {
 		switch {
 		case got.Size != w.Size:
 			what = fmt.Sprintf("size %d, the snapshot's %d (%s)", got.Size, w.Size, w.Path)
-		case same && got.MtimeNs == w.MtimeNs:
+		case same && got.MtimeNs == w.MtimeNs && (mtimeProvesUnchanged(w) || w.Content == ""):
 			continue // the snapshot's file, unchanged: not read
 		case w.Content == "" && !same:
 			what = fmt.Sprintf("inode %d on device %#x, the snapshot's %s inode %d on %#x (the snapshot records no digest of the content to accept a copy by)", got.Inode, got.Dev, w.Path, w.Inode, w.Dev)
 		case w.Content == "":
 			what = "modified after the snapshot"
 		default:
-			crc, err := snapshot.FileDigest(disk.Image(), got.Size)
+			crc, err := diskDigest(disk.Image(), got.Size)
 			if err != nil {
 				return &Error{Op: op, Err: fmt.Errorf("content digest: %w", err)}
 			}
 			if c := contentDigest(crc); c == w.Content {
 				m.diskCopies[i] = !same
 				continue
+			} else if same && got.MtimeNs == w.MtimeNs {
+				why := fmt.Sprintf("not older than the snapshot's moment by more than %s: a write in the same tick of the file system's clock leaves it as it was", mtimeTrustMargin)
+				if w.TakenNs <= 0 {
+					why = "the snapshot does not record its moment"
+				}
+				what = fmt.Sprintf("modified after the snapshot, its modification time %s unchanged (%s): content %s, the snapshot's %s",
+					time.Unix(0, got.MtimeNs).UTC().Format(time.RFC3339Nano), why, c, w.Content)
 			} else if same {
 				what = fmt.Sprintf("modified after the snapshot: content %s, the snapshot's %s", c, w.Content)
 			} else {

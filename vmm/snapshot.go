@@ -75,10 +75,16 @@ type vcpuSnapshot struct {
 
 // DiskIdentity names a disk image as a snapshot saw it. A restore
 // accepts the same file unchanged (same size, device, inode and
-// modification time) without reading it, and another file, or the same
-// one touched, only when it has the same size and its content has the
-// snapshot's Content digest; anything else is refused, since the guest's
-// cached view of the image would no longer match.
+// modification time) without reading it when that time is older than
+// the snapshot's moment (TakenNs) by more than 3 s, and
+// another file, the same one touched, or the same one whose time is
+// more recent (or unknown: TakenNs 0) only when it has the same size
+// and its content has the snapshot's Content digest; anything else is
+// refused, since the guest's cached view of the image would no longer
+// match. A modification time moves only when its file system's clock
+// ticks (whole seconds on ext3, FAT's 2 s, a jiffy on older ext4): a
+// write within the tick of the snapshot's own time would leave it
+// unchanged.
 type DiskIdentity struct {
 	// Path is the image's path as the machine opened it.
 	Path string
@@ -96,11 +102,36 @@ type DiskIdentity struct {
 	// MtimeNs is the file's modification time, in nanoseconds since the
 	// Unix epoch.
 	MtimeNs int64
+	// TakenNs is the host's wall-clock time, in nanoseconds since the
+	// Unix epoch, just before the file's identity was taken (its
+	// fstat): how far MtimeNs lies before it says whether a write after
+	// the snapshot must have moved it. 0 when not recorded (a snapshot
+	// written before it was): the same file is then read, its content
+	// checked.
+	TakenNs int64 `json:",omitempty"`
 	// Content is the image's digest when the snapshot was taken,
 	// "crc32c:" and 8 hex digits (snapshot.FileDigest over Size bytes).
 	// Empty when none was recorded: a restore then accepts only the same
 	// file, unchanged.
 	Content string `json:",omitempty"`
+}
+
+// mtimeTrustMargin is how much older than the snapshot's moment
+// (DiskIdentity.TakenNs) a disk's recorded modification time must be for
+// a restore to take the same device, inode and time as proof that the
+// file is unchanged: more than the coarsest timestamp tick accounted for
+// (FAT's 2 s; ext3's and small-inode ext4's second; older kernels'
+// coarse clock, a jiffy), so that any write after the snapshot moved
+// it. A more recent time (or one after the moment, the clocks skewed)
+// has the content checked instead.
+const mtimeTrustMargin = 3 * time.Second
+
+// mtimeProvesUnchanged reports whether w's modification time, found
+// unchanged on the same file, proves it unchanged since the snapshot:
+// recorded, and older than w.TakenNs by more than mtimeTrustMargin.
+func mtimeProvesUnchanged(w DiskIdentity) bool {
+	// TakenNs > 0 keeps the subtraction from overflowing.
+	return w.TakenNs > 0 && w.MtimeNs < w.TakenNs-int64(mtimeTrustMargin)
 }
 
 // contentDigest is DiskIdentity.Content for a snapshot.FileDigest.
@@ -927,6 +958,10 @@ func (m *Machine) captureState() (*machineState, error) {
 		if !ok {
 			return nil, fmt.Errorf("ld%d is not a disk", i)
 		}
+		// Before the fstat, never after: a moment later than the
+		// identity's would let a restore trust an mtime a write after
+		// the snapshot could share.
+		taken := time.Now()
 		fi, err := disk.Stat()
 		if err != nil {
 			return nil, fmt.Errorf("ld%d (disk image %s): %w", i, d.Path, err)
@@ -936,6 +971,7 @@ func (m *Machine) captureState() (*machineState, error) {
 			path = m.diskPaths[i]
 		}
 		id := identityOf(path, disk.ReadOnly(), disk.Serial(), fi)
+		id.TakenNs = taken.UnixNano()
 		// Read while the devices are quiesced, so it is the content the
 		// guest's view matches: a restore accepts a copy by it.
 		crc, err := snapshot.FileDigest(disk.Image(), id.Size)

@@ -25,6 +25,14 @@ func snapshotVblk(t *testing.T) (disk string, img []byte, path string) {
 	t.Helper()
 	needKVM(t)
 	disk, img = diskImage(t)
+	return disk, img, snapshotVblkOn(t, disk)
+}
+
+// snapshotVblkOn is snapshotVblk on the image disk, a fresh one
+// (diskImage's); it returns the snapshot.
+func snapshotVblkOn(t *testing.T, disk string) (path string) {
+	t.Helper()
+	needKVM(t)
 	path = filepath.Join(t.TempDir(), "vblk.snap")
 	f, err := os.Create(path)
 	if err != nil {
@@ -38,7 +46,7 @@ func snapshotVblk(t *testing.T) (disk string, img []byte, path string) {
 	if err != nil || snapErr != nil || e.Reason != vmm.ExitSnapshot {
 		t.Fatalf("snapshot run: exit %v, %v, snapshot %v\n%s", e, err, snapErr, out)
 	}
-	return disk, img, path
+	return path
 }
 
 // copyImage writes a new file at dst with src's bytes and, if keepMtime,

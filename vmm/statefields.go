@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/smolvmm/smolvmm/bootplan"
@@ -35,8 +36,13 @@ import (
 //	Disks: Path, ReadOnly, Serial, Size, Dev (u64), Inode (u64), MtimeNs,
 //	  Content (text: "crc32c:" and 8 lower-case hex digits, contentDigest's,
 //	  or "" when none was recorded)
+//	the Disks' TakenNs, one each in Disks' order, no count: written only
+//	  when a disk records one (0 for one that does not); a part that
+//	  ends after Disks, as an older writer's does, records none
 //
-// An empty []byte, string list or slice decodes as nil.
+// An empty []byte, string list or slice decodes as nil. TakenNs follows
+// the disks, not each disk's record, so that the part of a snapshot
+// written before it was recorded still decodes as it did.
 
 // encodeFields appends st's fields part to out.
 func encodeFields(out []byte, st *machineState) []byte {
@@ -98,6 +104,11 @@ func encodeFields(out []byte, st *machineState) []byte {
 		w.u64(d.Inode)
 		w.i64(d.MtimeNs)
 		w.bytes([]byte(d.Content))
+	}
+	if slices.ContainsFunc(st.Disks, func(d DiskIdentity) bool { return d.TakenNs != 0 }) {
+		for _, d := range st.Disks {
+			w.i64(d.TakenNs)
+		}
 	}
 	return w.b
 }
@@ -205,6 +216,11 @@ func decodeFields(b []byte, st *machineState) error {
 			d.Inode = r.u64("disk Inode")
 			d.MtimeNs = r.i64("disk MtimeNs")
 			d.Content = string(r.bytes("disk Content"))
+		}
+		if r.err == nil && len(r.b) != 0 {
+			for i := range st.Disks {
+				st.Disks[i].TakenNs = r.i64("disk TakenNs")
+			}
 		}
 	}
 	if r.err == nil && len(r.b) != 0 {

@@ -1,7 +1,10 @@
 package vmm
 
 import (
+	"bytes"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -54,5 +57,50 @@ func TestFieldsPartCarriesEveryField(t *testing.T) {
 	}
 	if !reflect.DeepEqual(back, st) {
 		t.Errorf("fields part lost or changed a field:\n got %+v\nwant %+v", back, st)
+	}
+}
+
+// TestFieldsPartDiskTakenNs: the disks' TakenNs follow the disks in the
+// fields part, written only when one is recorded, so that a state with
+// none encodes as a writer from before the record wrote it (byte for
+// byte the part without them) and such a part decodes with none. A part
+// that holds fewer TakenNs than disks, or more bytes after them, is
+// refused naming the field.
+func TestFieldsPartDiskTakenNs(t *testing.T) {
+	disks := []DiskIdentity{{Path: "a.img", Size: 4096, MtimeNs: 5, Content: "crc32c:00000000"}, {Path: "b.img", ReadOnly: true}}
+	without := encodeFields(nil, &machineState{Disks: disks})
+	taken := slices.Clone(disks)
+	taken[0].TakenNs, taken[1].TakenNs = 7e18, 0
+	with := encodeFields(nil, &machineState{Disks: taken})
+	if !bytes.Equal(with[:len(without)], without) || len(with) != len(without)+16 {
+		t.Fatalf("with TakenNs, %d bytes not %d and then 16 more", len(with), len(without))
+	}
+	tests := []struct {
+		name string
+		part []byte
+		want []DiskIdentity
+		err  string
+	}{
+		{"none recorded", without, disks, ""},
+		{"recorded", with, taken, ""},
+		{"one short", with[:len(with)-8], nil, "disk TakenNs: 0 bytes left, want 8"},
+		{"half of one", with[:len(with)-4], nil, "disk TakenNs: 4 bytes left, want 8"},
+		{"bytes after", append(slices.Clone(with), 0), nil, "1 bytes after the last field"},
+		{"no disks, bytes after", append(encodeFields(nil, &machineState{}), make([]byte, 8)...), nil, "8 bytes after the last field"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var st machineState
+			err := decodeFields(tt.part, &st)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("decodeFields: %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(st.Disks, tt.want) {
+				t.Fatalf("decodeFields: %v, disks %+v, want %+v", err, st.Disks, tt.want)
+			}
+		})
 	}
 }
