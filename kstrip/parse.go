@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/smolvmm/smolvmm/internal/bootelf"
 )
 
 // layout is where the fields of struct cfdata and struct cfparent sit for
@@ -124,7 +126,7 @@ func (k *Kernel) Version() uint32 { return k.version }
 // amd64's GENERIC_KASLR.
 func Parse(image []byte) (k *Kernel, err error) {
 	if !isELF(image) {
-		return nil, notELF(image)
+		return nil, imageNotELF(image)
 	}
 	// debug/elf is not hardened against every malformed header; a panic
 	// there must become an error about the input, not a crash.
@@ -320,9 +322,27 @@ func printable(b []byte) bool {
 // isELF reports whether b starts with the ELF magic.
 func isELF(b []byte) bool { return bytes.HasPrefix(b, []byte(elf.ELFMAG)) }
 
-// notELF is the error for an image that starts with b, not the ELF magic.
+// notELF is the error for a file that starts with b, not the ELF magic,
+// naming what b's magic says it is (bootelf's kinds: a file compressed
+// otherwise than by gzip; 4 bytes tell no more).
 func notELF(b []byte) error {
-	return fmt.Errorf("%w: the file starts with %q, not \"\\x7fELF\"; give an uncompressed or gzipped NetBSD kernel", ErrNotELF, head(b))
+	return fmt.Errorf("%w: the file starts with %q, not \"\\x7fELF\"%s; give an uncompressed or gzipped NetBSD kernel", ErrNotELF, head(b), bootelf.IdentifyBytes(b).Is())
+}
+
+// imageNotELF is Parse's error for an image that is not ELF. Parse gets
+// what a gzipped file decompressed to, or a file as it stands; only gzip
+// data still is said otherwise than notELF says it, which would ask for
+// the gzipped kernel it may have been decompressed from.
+func imageNotELF(b []byte) error {
+	c := bootelf.IdentifyBytes(b)
+	if c != bootelf.ContentGzip {
+		if c == bootelf.ContentUnknown || c.Compressed() {
+			return notELF(b)
+		}
+		// A file system image or a tar archive: no kernel, however given.
+		return fmt.Errorf("%w: the kernel image starts with %q, not \"\\x7fELF\"%s, not a kernel", ErrNotELF, head(b), c.Is())
+	}
+	return fmt.Errorf("%w: the kernel image starts with %q, not \"\\x7fELF\": it is gzip data: a gzipped kernel file that decompresses to it is compressed twice", ErrNotELF, head(b))
 }
 
 func head(b []byte) []byte {

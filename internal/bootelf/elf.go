@@ -100,7 +100,7 @@ func ReadHeader(r io.ReaderAt, size uint64) (Header, error) {
 	if string(ident[:4]) != "\x7fELF" {
 		// Quoted as kstrip quotes them: text reads as text ("hell"), a
 		// binary format's magic as escapes ("\x1f\x8b\b\x00").
-		return h, fmt.Errorf("%w: the file starts with %q, not %q", ErrNotELF, ident[:4], "\x7fELF")
+		return h, fmt.Errorf("%w: the file starts with %q, not %q%s", ErrNotELF, ident[:4], "\x7fELF", Identify(r, size).Is())
 	}
 	if err := InFile(0, 16, size, "ELF identification"); err != nil {
 		return h, err
@@ -136,6 +136,100 @@ func ReadHeader(r io.ReaderAt, size uint64) (Header, error) {
 	h.Phentsize, h.Phnum = o.Uint16(b), o.Uint16(b[2:])
 	h.Shentsize, h.Shnum, h.Shstrndx = o.Uint16(b[4:]), o.Uint16(b[6:]), o.Uint16(b[8:])
 	return h, nil
+}
+
+// Content is what a file that is not ELF holds, as its magic numbers
+// tell: the kinds of file given in place of a kernel by mistake.
+type Content int
+
+// The kinds Identify names.
+const (
+	ContentUnknown Content = iota // none of the kinds below
+	ContentGzip                   // gzip data: 1f 8b
+	ContentXZ                     // xz data: fd "7zXZ" 00 (its first 4 bytes suffice)
+	ContentBzip2                  // bzip2 data: "BZh" and a block size, 1-9
+	ContentZstd                   // zstd data: 28 b5 2f fd
+	ContentExt2                   // an ext2 (or ext3, ext4) file system image: 0xef53 at offset 1080
+	ContentTar                    // a tar archive: "ustar" at offset 257
+)
+
+// String names c as a message says it ("xz-compressed data", "a tar
+// archive"), "" for ContentUnknown.
+func (c Content) String() string {
+	switch c {
+	case ContentGzip:
+		return "gzip data"
+	case ContentXZ:
+		return "xz-compressed data"
+	case ContentBzip2:
+		return "bzip2-compressed data"
+	case ContentZstd:
+		return "zstd-compressed data"
+	case ContentExt2:
+		return "an ext2 file system image"
+	case ContentTar:
+		return "a tar archive"
+	}
+	return ""
+}
+
+// Compressed reports whether c is compressed data.
+func (c Content) Compressed() bool {
+	return c == ContentGzip || c == ContentXZ || c == ContentBzip2 || c == ContentZstd
+}
+
+// Is is the clause a message that quoted the data's first bytes adds to
+// name c: ": it is xz-compressed data", with where the magic lies when
+// not at the start; "" for ContentUnknown.
+func (c Content) Is() string {
+	switch c {
+	case ContentUnknown:
+		return ""
+	case ContentExt2:
+		return ": it is " + c.String() + " (magic 0xef53 at offset 1080)"
+	case ContentTar:
+		return ": it is " + c.String() + " (\"ustar\" at offset 257)"
+	}
+	return ": it is " + c.String()
+}
+
+// identifyLen is how much of a file Identify reads: through the ext2
+// superblock's magic, the farthest it looks.
+const identifyLen = 1082
+
+// Identify names what the file r (size bytes) holds when its magic
+// numbers are those of a compressed file, a file system image or a tar
+// archive, and is ContentUnknown otherwise (for an ELF file too).
+// A file it cannot read is ContentUnknown: it only adds to a refusal.
+func Identify(r io.ReaderAt, size uint64) Content {
+	b := make([]byte, min(size, identifyLen))
+	n, _ := r.ReadAt(b, 0)
+	return IdentifyBytes(b[:n])
+}
+
+// IdentifyBytes is Identify of the file whose first bytes are head (all
+// of them, or at least its first 1082).
+func IdentifyBytes(head []byte) Content {
+	has := func(off int, magic string) bool {
+		return len(head) >= off+len(magic) && string(head[off:off+len(magic)]) == magic
+	}
+	switch {
+	case has(0, "\x7fELF"):
+		return ContentUnknown
+	case has(0, "\x1f\x8b"):
+		return ContentGzip
+	case has(0, "\xfd7zX"): // the first 4 of its 6, all a kernel's magic check reads
+		return ContentXZ
+	case has(0, "BZh") && len(head) > 3 && head[3] >= '1' && head[3] <= '9':
+		return ContentBzip2
+	case has(0, "\x28\xb5\x2f\xfd"):
+		return ContentZstd
+	case has(257, "ustar"):
+		return ContentTar
+	case has(1080, "\x53\xef"):
+		return ContentExt2
+	}
+	return ContentUnknown
 }
 
 // Prog is one program header.
