@@ -3,6 +3,7 @@ package netbsdboot
 import (
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -158,6 +159,12 @@ func Load(mem *guestmem.Memory, kernel io.ReaderAt, size int64, opts Options) (b
 		return bootplan.Plan{}, err
 	}
 	id, err := detect(kernel, usize, h)
+	if err != nil && h.Type == typeRel && errors.Is(err, ErrNotNetBSD) {
+		// What a kernel module is, and never a kernel: checkMachine
+		// says so of one with the ident note.
+		return bootplan.Plan{}, fmt.Errorf("%w: %w: an ELF%d relocatable object (e_type 1, ET_REL) for %s without NetBSD's ident note, as a kernel module is: not a kernel",
+			ErrNotNetBSD, ErrUnsupportedELF, id.Class, bootelf.MachineName(h.Machine))
+	}
 	if err != nil {
 		return bootplan.Plan{}, err
 	}

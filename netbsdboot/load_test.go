@@ -534,6 +534,13 @@ func TestLoadRefuses(t *testing.T) {
 		{"unknown machine", kernel(func(k *elftest.File) { k.Machine = 4242 }), Options{}, []error{ErrMachine}, []string{"e_machine 4242"}},
 		{"amd64 code in ELF32", kernel(func(k *elftest.File) { k.Machine = 62 }), Options{}, []error{ErrMachine}, []string{"x86-64"}},
 		{"module object", kernel(func(k *elftest.File) { k.Type = 1 }), Options{}, []error{ErrUnsupportedELF}, []string{"e_type 1"}},
+		// A module without the ident note, as g4u's miniroot.kmod: it
+		// was "an ELF32 file ... without NetBSD's ident note", never
+		// named a module.
+		{"module without the ident note", elftest.Kmod(1, 3011), Options{}, []error{ErrNotNetBSD, ErrUnsupportedELF},
+			[]string{"an ELF32 relocatable object (e_type 1, ET_REL) for Intel 80386 (i386), e_machine 3 without NetBSD's ident note, as a kernel module is: not a kernel"}},
+		{"amd64 module without the ident note", elftest.Kmod(2, 3011), Options{}, []error{ErrNotNetBSD, ErrUnsupportedELF},
+			[]string{"an ELF64 relocatable object (e_type 1, ET_REL) for AMD x86-64 (amd64), e_machine 62 without NetBSD's ident note"}},
 		// GENERIC_KASLR is linked relocatable (Makefile.amd64 -r -d),
 		// with the ident note and locore's start: only the prekern
 		// loads it.
