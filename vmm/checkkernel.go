@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/guestmem"
+	"github.com/smolvmm/smolvmm/internal/bootelf"
 	"github.com/smolvmm/smolvmm/internal/kernelimage"
 	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/multiboot"
@@ -57,6 +59,9 @@ type kernelInput struct {
 	image  []byte // what the loaders read
 	mapped []byte // the kernel file's mapping (regfile.Map), nil for KernelImage
 	path   string // the file mapped
+	// gunzipped: image is what the file's (or KernelImage's) gzip data
+	// decompressed to.
+	gunzipped bool
 }
 
 // release unmaps the kernel file and drops the image: loaded into guest
@@ -143,6 +148,7 @@ func kernelImage(cfg Config) (*kernelInput, error) {
 		}
 		return nil, &Error{Op: "decompress " + kernelWhat(cfg), Err: err, Hint: hint, Field: kernelField(cfg)}
 	}
+	k.gunzipped = gzipped
 	if gzipped && k.mapped != nil {
 		// The file was read whole: its pages are of no more use.
 		regfile.Unmap(k.mapped)
@@ -196,6 +202,9 @@ func loadNamedKernel(mem *guestmem.Memory, kernel *kernelInput, cfg Config) (boo
 	}
 	if err != nil {
 		field, hint := loadHint(err)
+		if ce := contentError(err, kernel, cfg.Boot); ce != nil {
+			err, hint = ce, ce.hint()
+		}
 		var cmdline *cmdlineError
 		if field == "Kernel" && !errors.As(err, &cmdline) {
 			// The bytes are at fault, and with KernelImage set
@@ -225,4 +234,133 @@ func kernelWhat(cfg Config) string {
 		return "kernel image"
 	}
 	return "kernel " + name
+}
+
+// ContentError is New's refusal of a kernel whose bytes no loader took
+// for a kernel and that are of a kind their magic numbers name: data
+// compressed again, or by other than gzip, a file system image, a tar
+// archive, a relocatable ELF object such as a kernel module; or that are
+// what a gzipped file decompressed to, which the loaders' words ("the
+// file starts with") would take for the file. It says what the bytes
+// are in its own words, and wraps the loaders' refusal, whose sentinels
+// (ErrNoBootProtocol, multiboot.ErrNotMultiboot, netbsdboot.ErrNotNetBSD)
+// errors.Is still finds.
+type ContentError struct {
+	// Content is what the bytes are: "gzip", "xz", "bzip2" or "zstd"
+	// (compressed data), "ext2" (a file system image), "tar" (a tar
+	// archive), "relocatable" (an ELF object linked relocatable, as a
+	// kernel module is), or "" when none of these (only Gunzipped is
+	// said then).
+	Content string
+	// Gunzipped says the kernel was gzip data and Content is what it
+	// decompressed to ("gzip": it was compressed twice).
+	Gunzipped bool
+	// Size is how many bytes the loaders read: the decompressed data's
+	// size when Gunzipped.
+	Size int
+	msg  string
+	err  error
+}
+
+// Error says what the kernel's bytes are.
+func (e *ContentError) Error() string { return e.msg }
+
+// Unwrap returns the loaders' refusal.
+func (e *ContentError) Unwrap() error { return e.err }
+
+// hint is what an embedder does about e.
+func (e *ContentError) hint() string {
+	switch {
+	case e.Gunzipped && e.Content == "gzip":
+		return "decompress it once and give the kernel it holds"
+	case e.Gunzipped && (e.Content == "xz" || e.Content == "bzip2" || e.Content == "zstd"):
+		return "decompress both layers and give the kernel they hold"
+	case e.Content == "xz", e.Content == "bzip2", e.Content == "zstd":
+		return "only gzip data is decompressed: decompress it and give the kernel it holds"
+	case e.Content == "ext2":
+		return "a disk image goes in Disks"
+	case e.Content == "tar":
+		return "a tar archive, such as a NetBSD set, is no kernel: a root image is built from sets"
+	case e.Content == "relocatable":
+		return "a kernel module goes in Modules, with the kernel it was built for as the kernel"
+	}
+	return "pass a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel (netbsd, netbsd-GENERIC.gz)"
+}
+
+// contentNames are bootelf's kinds as ContentError names them.
+var contentNames = map[bootelf.Content]string{
+	bootelf.ContentGzip: "gzip", bootelf.ContentXZ: "xz", bootelf.ContentBzip2: "bzip2",
+	bootelf.ContentZstd: "zstd", bootelf.ContentExt2: "ext2", bootelf.ContentTar: "tar",
+}
+
+// contentError is err, the loaders' refusal of kernel (under boot), as a
+// *ContentError when that says more: the bytes are no kernel at all (no
+// protocol's magic) and are of a kind bootelf names, or a relocatable
+// ELF object without NetBSD's ident note, or were gunzipped. It is nil
+// when err is another refusal (a header found and wrong, a NetBSD kernel
+// that does not load), which says itself what is wrong.
+func contentError(err error, kernel *kernelInput, boot bootplan.Protocol) *ContentError {
+	image := kernel.image
+	r := bytes.NewReader(image)
+	size := uint64(len(image))
+	var prefix error
+	switch {
+	case errors.Is(err, ErrNoBootProtocol):
+		prefix = ErrNoBootProtocol
+	case boot == bootplan.NetBSD && errors.Is(err, netbsdboot.ErrNotNetBSD):
+		prefix = netbsdboot.ErrNotNetBSD
+	case boot == bootplan.Multiboot && errors.Is(err, multiboot.ErrNotMultiboot):
+		prefix = multiboot.ErrNotMultiboot
+	default:
+		return nil
+	}
+	// A multiboot header found, even broken, is what err is about.
+	if _, _, mbErr := multiboot.FindHeader(r, int64(size)); mbErr == nil || errors.Is(mbErr, multiboot.ErrBadChecksum) ||
+		errors.Is(mbErr, multiboot.ErrHeaderTooFar) || errors.Is(mbErr, multiboot.ErrMultiboot2) {
+		return nil
+	}
+	ce := &ContentError{Gunzipped: kernel.gunzipped, Size: len(image), err: err}
+	var what string // what the bytes are, after "is"
+	h, elfErr := bootelf.ReadHeader(r, size)
+	switch {
+	case elfErr == nil && h.Type == 1: // ET_REL
+		if _, nbErr := netbsdboot.Detect(r, int64(size)); !errors.Is(nbErr, netbsdboot.ErrNotNetBSD) {
+			return nil // a NetBSD kernel linked relocatable (KASLR), or one cut short
+		}
+		class := 32
+		if h.Class == bootelf.Class64 {
+			class = 64
+		}
+		ce.Content = "relocatable"
+		what = fmt.Sprintf("an ELF%d relocatable object (e_type 1, ET_REL) for %s, as a kernel module is, without NetBSD's ident note: not a kernel", class, bootelf.MachineName(h.Machine))
+	case elfErr == nil, !errors.Is(elfErr, bootelf.ErrNotELF):
+		// An ELF file of another kind, or cut short: the loaders'
+		// words say what is wrong with it, and not "the file starts".
+		return nil
+	default:
+		c := bootelf.Identify(r, size)
+		ce.Content = contentNames[c]
+		switch {
+		case ce.Content == "" && !ce.Gunzipped:
+			return nil
+		case ce.Gunzipped && c.Compressed():
+			what = c.String() + " again: the file is compressed twice"
+		case c != bootelf.ContentUnknown:
+			what = c.Is()[len(": it is "):]
+		}
+	}
+	head := image[:min(len(image), 4)]
+	switch {
+	case ce.Gunzipped && what != "":
+		ce.msg = fmt.Sprintf("%v: the file is gzip data, whose decompressed data (%d bytes) is %s", prefix, len(image), what)
+	case ce.Gunzipped:
+		ce.msg = fmt.Sprintf("%v: the file is gzip data, whose decompressed data (%d bytes) starts with %q, not %q, and holds no multiboot v1 header (magic %#x) in its first 8192 bytes",
+			prefix, len(image), head, "\x7fELF", multiboot.HeaderMagic)
+	case ce.Content == "relocatable":
+		ce.msg = fmt.Sprintf("%v: the file is %s", prefix, what)
+	default:
+		// bootelf's words name the kind: only the type is new.
+		ce.msg = err.Error()
+	}
+	return ce
 }
