@@ -170,8 +170,9 @@ func asVersion8(b []byte) []byte {
 	return b
 }
 
-// TestVersion8: a writer writes version 9; a version-8 file (no network
-// record) reads as before: its header, state and memory as written, no
+// TestVersion8: a writer writes version 10; a version-9 file (version
+// 10's header) reads as written, and a version-8 file (no network
+// record) as before: its header, state and memory as written, no
 // network recorded, by Read, and by Open, OpenHeader then ReadState, and
 // VerifyMemory.
 func TestVersion8(t *testing.T) {
@@ -182,13 +183,24 @@ func TestVersion8(t *testing.T) {
 			if _, err := WriteMeta(&b, Meta{NIC: sampleNIC, KVM: sampleKVM, Net: net}, state, sampleMem(), nil); err != nil {
 				t.Fatal(err)
 			}
-			v9 := bytes.Clone(b.Bytes())
-			if v := binary.LittleEndian.Uint32(v9[8:]); v != 9 {
-				t.Fatalf("WriteMeta wrote version %d; want 9", v)
+			v10 := bytes.Clone(b.Bytes())
+			if v := binary.LittleEndian.Uint32(v10[8:]); v != 10 {
+				t.Fatalf("WriteMeta wrote version %d; want 10", v)
 			}
-			h9, _, err := Read(bytes.NewReader(v9), int64(len(v9)))
+			h10, _, err := Read(bytes.NewReader(v10), int64(len(v10)))
 			if err != nil {
 				t.Fatal(err)
+			}
+			v9 := bytes.Clone(v10)
+			binary.LittleEndian.PutUint32(v9[8:], 9)
+			d := digest(v9[:HeaderSize], v9[HeaderSize:HeaderSize+binary.LittleEndian.Uint64(v9[32:])])
+			copy(v9[digestOff:], d[:])
+			h9, got9, err := Read(bytes.NewReader(v9), int64(len(v9)))
+			want9 := h10
+			want9.Version = 9
+			copy(want9.Digest[:], d[:])
+			if err != nil || h9 != want9 || !bytes.Equal(got9, state) {
+				t.Errorf("Read of a version-9 file = %+v, %q, %v; want %+v, %q", h9, got9, err, want9, state)
 			}
 			v8 := asVersion8(b.Bytes())
 			h, got, err := Read(bytes.NewReader(v8), int64(len(v8)))

@@ -26,8 +26,8 @@
 //	91      16    the identity of the host's KVM that the state's record of
 //	              its supported CPUID came from (package vmm's, opaque
 //	              here); zero when it was not known
-//	107     1     the network the card was on (Network; version 9, zero in
-//	              version 8): its kind (0 none recorded, 1 a user-mode
+//	107     1     the network the card was on (Network; since version 9,
+//	              zero in version 8): its kind (0 none recorded, 1 a user-mode
 //	              network of the machine's own, 2 a shared one, 3 a
 //	              tap) in bits 0-6, bit 7 set when bytes 112-127 hold
 //	              the name's digest; zero when the machine had no card
@@ -47,7 +47,7 @@
 // over the header (the memory digest included) and the state, that the
 // padding after the state is zero (the digest does not cover it), and that
 // the file ends where the memory section does (ErrTruncated before it,
-// ErrCorrupt after it). A version other than Version and OldestVersion
+// ErrCorrupt after it). A version outside OldestVersion to Version
 // is refused with ErrVersion (and ErrOlderVersion below them,
 // ErrNewerVersion above), unless the file is of one of them but for a
 // damaged version field (its fields pass and its SHA-256 is right with
@@ -196,6 +196,15 @@
 // file that has one as written by a newer smolvmm, not as corrupt
 // (nonzero reserved bytes).
 //
+// Version 10's state section may record, after the disk identities,
+// the moment each was taken (package vmm's): a restore trusts a disk's
+// unchanged modification time only when it is older than that moment by
+// more than a file system's clock tick. Its header is version 9's. A
+// reader takes versions 8 to 10: its state decodes with or without the
+// moments. The version changed so that a smolvmm from before them, which
+// refuses a state part with bytes after the last field it knows, refuses
+// such a file as written by a newer smolvmm, not as corrupt.
+//
 // Another format version, a bad magic, a digest mismatch and a short file
 // are refused by Read (and Open, or OpenHeader then ReadState) with errors
 // wrapping ErrVersion, ErrFormat, ErrCorrupt and ErrTruncated;
@@ -229,10 +238,11 @@ import (
 // Format constants.
 const (
 	Magic   = "SMOLSNAP"
-	Version = 9
-	// OldestVersion is the oldest version a reader takes besides
-	// Version: version 8, whose header records no network and whose
-	// state section is version 9's.
+	Version = 10
+	// OldestVersion is the oldest version a reader takes, with every
+	// one up to Version: version 8, whose header records no network and
+	// whose state section is version 9's (version 10's without the disks'
+	// moments).
 	OldestVersion = 8
 	HeaderSize    = 128
 	PageSize      = 4096
@@ -271,8 +281,8 @@ var (
 
 // Header is a snapshot's fixed header (the layout is in the package doc).
 type Header struct {
-	// Version is the file's format version: Version, or OldestVersion
-	// (no network recorded), the only ones a reader takes.
+	// Version is the file's format version, from OldestVersion (no
+	// network recorded) to Version, the only ones a reader takes.
 	Version uint32
 	// MemSize is the guest memory's size in bytes, a multiple of PageSize.
 	MemSize uint64
@@ -727,12 +737,12 @@ func readHeader(r io.ReaderAt) (Header, []byte, error) {
 			return h, nil, err
 		}
 		if v > Version {
-			return h, nil, fmt.Errorf("%w: version %d, this reader knows versions %d and %d: %w", ErrVersion, v, OldestVersion, Version, ErrNewerVersion)
+			return h, nil, fmt.Errorf("%w: version %d, this reader knows versions %d to %d: %w", ErrVersion, v, OldestVersion, Version, ErrNewerVersion)
 		}
 		if v >= 1 {
-			return h, nil, fmt.Errorf("%w: version %d, this reader knows versions %d and %d: %w", ErrVersion, v, OldestVersion, Version, ErrOlderVersion)
+			return h, nil, fmt.Errorf("%w: version %d, this reader knows versions %d to %d: %w", ErrVersion, v, OldestVersion, Version, ErrOlderVersion)
 		}
-		return h, nil, fmt.Errorf("%w: version %d, this reader knows versions %d and %d", ErrVersion, v, OldestVersion, Version)
+		return h, nil, fmt.Errorf("%w: version %d, this reader knows versions %d to %d", ErrVersion, v, OldestVersion, Version)
 	}
 	h, err := headerFields(head)
 	if err != nil {
@@ -742,22 +752,22 @@ func readHeader(r io.ReaderAt) (Header, []byte, error) {
 }
 
 // knownVersion reports whether a reader takes version v.
-func knownVersion(v uint32) bool { return v == Version || v == OldestVersion }
+func knownVersion(v uint32) bool { return v >= OldestVersion && v <= Version }
 
 // damagedVersion refuses (ErrCorrupt) head, of a version this reader
-// does not take, when it is the header of one it takes (Version, or
-// OldestVersion) but for the version field: with that version there, its
+// does not take, when it is the header of one it takes (OldestVersion
+// to Version) but for the version field: with that version there, its
 // fields pass and its SHA-256 is the one over it and the state its fields
 // place, which no file of another version has (its digest, if any,
 // covers its own version). A bit flip there read as "written by a newer
 // smolvmm". Of a file of another version, whose layout may be any, it
 // reads nothing unless its bytes pass as a known version's header, and
 // then no more than the state that header bounds (MaxStateSize, read
-// once: both versions place it alike); any read error leaves the
+// once: every version places it alike); any read error leaves the
 // verdict to the version.
 func damagedVersion(r io.ReaderAt, head []byte) error {
 	var state []byte
-	for _, v := range []uint32{Version, OldestVersion} {
+	for v := uint32(Version); v >= OldestVersion; v-- {
 		fixed := bytes.Clone(head)
 		binary.LittleEndian.PutUint32(fixed[8:], v)
 		h, err := headerFields(fixed)

@@ -113,25 +113,25 @@ func TestRefusals(t *testing.T) {
 		// A newer smolvmm's snapshot says so: the advice is that one. A
 		// file of another version has its digest over its own version
 		// (resign), so that it is not a damaged version field's.
-		{"newer version", func(b []byte) []byte { le.PutUint32(b[8:], 10); return resign(b) }, ErrNewerVersion, "version 10, this reader knows versions 8 and 9: written by a newer smolvmm"},
-		{"version 1", func(b []byte) []byte { le.PutUint32(b[8:], 1); return resign(b) }, ErrVersion, "version 1, this reader knows versions 8 and 9: written by an older smolvmm"},
-		{"version 3", func(b []byte) []byte { le.PutUint32(b[8:], 3); return resign(b) }, ErrVersion, "version 3, this reader knows versions 8 and 9: written by an older smolvmm"},
-		{"version 4", func(b []byte) []byte { le.PutUint32(b[8:], 4); return resign(b) }, ErrVersion, "version 4, this reader knows versions 8 and 9: written by an older smolvmm"},
-		{"version 5", func(b []byte) []byte { le.PutUint32(b[8:], 5); return resign(b) }, ErrVersion, "version 5, this reader knows versions 8 and 9: written by an older smolvmm"},
-		{"version 6", func(b []byte) []byte { le.PutUint32(b[8:], 6); return resign(b) }, ErrVersion, "version 6, this reader knows versions 8 and 9: written by an older smolvmm"},
-		{"version 6, otherwise corrupt", func(b []byte) []byte { le.PutUint32(b[8:], 6); b[HeaderSize+2] ^= 1; return b }, ErrVersion, "version 6, this reader knows versions 8 and 9: written by an older smolvmm"},
+		{"newer version", func(b []byte) []byte { le.PutUint32(b[8:], 11); return resign(b) }, ErrNewerVersion, "version 11, this reader knows versions 8 to 10: written by a newer smolvmm"},
+		{"version 1", func(b []byte) []byte { le.PutUint32(b[8:], 1); return resign(b) }, ErrVersion, "version 1, this reader knows versions 8 to 10: written by an older smolvmm"},
+		{"version 3", func(b []byte) []byte { le.PutUint32(b[8:], 3); return resign(b) }, ErrVersion, "version 3, this reader knows versions 8 to 10: written by an older smolvmm"},
+		{"version 4", func(b []byte) []byte { le.PutUint32(b[8:], 4); return resign(b) }, ErrVersion, "version 4, this reader knows versions 8 to 10: written by an older smolvmm"},
+		{"version 5", func(b []byte) []byte { le.PutUint32(b[8:], 5); return resign(b) }, ErrVersion, "version 5, this reader knows versions 8 to 10: written by an older smolvmm"},
+		{"version 6", func(b []byte) []byte { le.PutUint32(b[8:], 6); return resign(b) }, ErrVersion, "version 6, this reader knows versions 8 to 10: written by an older smolvmm"},
+		{"version 6, otherwise corrupt", func(b []byte) []byte { le.PutUint32(b[8:], 6); b[HeaderSize+2] ^= 1; return b }, ErrVersion, "version 6, this reader knows versions 8 to 10: written by an older smolvmm"},
 		// Version 7 lacks the MTRRs among its MSRs: restored, its guest
 		// found them 0.
-		{"version 7", func(b []byte) []byte { le.PutUint32(b[8:], 7); return resign(b) }, ErrVersion, "version 7, this reader knows versions 8 and 9: written by an older smolvmm"},
+		{"version 7", func(b []byte) []byte { le.PutUint32(b[8:], 7); return resign(b) }, ErrVersion, "version 7, this reader knows versions 8 to 10: written by an older smolvmm"},
 		// No smolvmm wrote version 0: not called an older one's.
-		{"version 0", func(b []byte) []byte { le.PutUint32(b[8:], 0); return resign(b) }, ErrVersion, "version 0, this reader knows versions 8 and 9"},
+		{"version 0", func(b []byte) []byte { le.PutUint32(b[8:], 0); return resign(b) }, ErrVersion, "version 0, this reader knows versions 8 to 10"},
 		// A version field damaged in a file of this version is not
 		// another version's: it said "version 15, this reader knows
 		// version 8: written by a newer smolvmm".
 		{"version byte damaged to 15", func(b []byte) []byte { b[8] = 15; return b }, ErrCorrupt, "version field damaged (header bytes 8-11 say version 15)"},
 		{"version byte damaged to 6", func(b []byte) []byte { b[8] = 6; return b }, ErrCorrupt, "version field damaged (header bytes 8-11 say version 6)"},
 		{"version byte damaged to 0x87", func(b []byte) []byte { b[8] = 0x87; return b }, ErrCorrupt, "version field damaged (header bytes 8-11 say version 135)"},
-		{"version's last byte damaged", func(b []byte) []byte { b[11] = 0x80; return b }, ErrCorrupt, "version field damaged (header bytes 8-11 say version 2147483657)"},
+		{"version's last byte damaged", func(b []byte) []byte { b[11] = 0x80; return b }, ErrCorrupt, "version field damaged (header bytes 8-11 say version 2147483658)"},
 		{"memory digest changed", func(b []byte) []byte { b[memDigestOff+1] ^= 1; return b }, ErrCorrupt, "SHA-256"},
 		{"state byte flipped", func(b []byte) []byte { b[HeaderSize+2] ^= 1; return b }, ErrCorrupt, "SHA-256"},
 		{"memory size changed", func(b []byte) []byte { le.PutUint64(b[16:], 3*PageSize); return b }, ErrCorrupt, "SHA-256"},
@@ -242,13 +242,13 @@ func TestDamagedVersion(t *testing.T) {
 		copy(b[digestOff:], d[:])
 		return b
 	}
-	// newer is a version 10 file of another layout: a header of 256
+	// newer is a version 11 file of another layout: a header of 256
 	// bytes, its digest at its end, the state after it.
 	newer := func(edit func(b []byte)) func([]byte) []byte {
 		return func([]byte) []byte {
 			b := make([]byte, 4*PageSize)
 			copy(b, Magic)
-			le.PutUint32(b[8:], 10)
+			le.PutUint32(b[8:], 11)
 			le.PutUint32(b[12:], 256)
 			le.PutUint64(b[16:], 2*PageSize)
 			le.PutUint64(b[24:], 256)
@@ -270,36 +270,36 @@ func TestDamagedVersion(t *testing.T) {
 		maxRead int64 // the furthest byte the reader may ask for
 	}{
 		{"damaged to 15", func(b []byte) []byte { b[8] = 15; return b }, ErrCorrupt,
-			"version field damaged (header bytes 8-11 say version 15): the SHA-256 over the header and state matches them with version 9: the file is otherwise a version-9 snapshot", PageSize},
+			"version field damaged (header bytes 8-11 say version 15): the SHA-256 over the header and state matches them with version 10: the file is otherwise a version-10 snapshot", PageSize},
 		{"damaged to 6", func(b []byte) []byte { b[8] = 6; return b }, ErrCorrupt, "say version 6)", PageSize},
 		{"damaged to 0x87", func(b []byte) []byte { b[8] = 0x87; return b }, ErrCorrupt, "say version 135)", PageSize},
 		// A version-8 file (no network recorded) damaged alike.
 		{"version 8 damaged to 15", func(b []byte) []byte { b = asVersion8(b); b[8] = 15; return b }, ErrCorrupt,
 			"version field damaged (header bytes 8-11 say version 15): the SHA-256 over the header and state matches them with version 8: the file is otherwise a version-8 snapshot", PageSize},
-		{"version 10 of this layout", func(b []byte) []byte { b[8] = 10; return resign(b) }, ErrNewerVersion, "version 10, this reader knows versions 8 and 9", HeaderSize + 15},
-		{"version 10 of its own layout", newer(nil), ErrNewerVersion, "version 10, this reader knows versions 8 and 9", HeaderSize},
+		{"version 11 of this layout", func(b []byte) []byte { b[8] = 11; return resign(b) }, ErrNewerVersion, "version 11, this reader knows versions 8 to 10", HeaderSize + 15},
+		{"version 11 of its own layout", newer(nil), ErrNewerVersion, "version 11, this reader knows versions 8 to 10", HeaderSize},
 		// Where this layout's state offset and length are, a state no
 		// file of this version could have: nothing past the header is read.
-		{"version 10, state length 1<<62", newer(func(b []byte) {
+		{"version 11, state length 1<<62", newer(func(b []byte) {
 			le.PutUint32(b[12:], HeaderSize)
 			le.PutUint64(b[24:], HeaderSize)
 			le.PutUint64(b[32:], 1<<62)
-		}), ErrNewerVersion, "version 10", HeaderSize},
-		{"version 10, state length past the bound", newer(func(b []byte) {
+		}), ErrNewerVersion, "version 11", HeaderSize},
+		{"version 11, state length past the bound", newer(func(b []byte) {
 			le.PutUint32(b[12:], HeaderSize)
 			le.PutUint64(b[24:], HeaderSize)
 			le.PutUint64(b[32:], MaxStateSize+1)
 			le.PutUint64(b[40:], alignUp(HeaderSize+MaxStateSize+1))
-		}), ErrNewerVersion, "version 10", HeaderSize},
+		}), ErrNewerVersion, "version 11", HeaderSize},
 		// A state this layout allows, longer than the file: read to the
 		// bound, no further.
-		{"version 10, the longest state", newer(func(b []byte) {
+		{"version 11, the longest state", newer(func(b []byte) {
 			clear(b[HeaderSize:])
 			le.PutUint32(b[12:], HeaderSize)
 			le.PutUint64(b[24:], HeaderSize)
 			le.PutUint64(b[32:], MaxStateSize)
 			le.PutUint64(b[40:], alignUp(HeaderSize+MaxStateSize))
-		}), ErrNewerVersion, "version 10", HeaderSize + MaxStateSize},
+		}), ErrNewerVersion, "version 11", HeaderSize + MaxStateSize},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -471,14 +471,14 @@ func FuzzRead(f *testing.F) {
 			le := binary.LittleEndian
 			if len(b) >= HeaderSize && !knownVersion(le.Uint32(b[8:])) && errors.Is(err, ErrCorrupt) {
 				ok := false
-				for _, v := range []uint32{Version, OldestVersion} {
+				for v := uint32(OldestVersion); v <= Version; v++ {
 					fixed := bytes.Clone(b)
 					le.PutUint32(fixed[8:], v)
 					fh, _, ferr := readHeader(bytes.NewReader(fixed))
 					ok = ok || ferr == nil && uint64(len(fixed)) >= HeaderSize+fh.StateLen && digest(fixed[:HeaderSize], fixed[HeaderSize:HeaderSize+fh.StateLen]) == fh.Digest
 				}
 				if !ok {
-					t.Fatalf("Read = %v for version %d, but with versions %d and %d the header is refused or its digest wrong", err, le.Uint32(b[8:]), OldestVersion, Version)
+					t.Fatalf("Read = %v for version %d, but with versions %d to %d the header is refused or its digest wrong", err, le.Uint32(b[8:]), OldestVersion, Version)
 				}
 			}
 			return

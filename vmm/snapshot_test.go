@@ -236,10 +236,10 @@ func TestRestoreRefusals(t *testing.T) {
 		{"corrupt state, no KVM", corrupt, vmm.Config{KVMPath: "/nonexistent/kvm"}, nil, snapshot.ErrCorrupt, "SHA-256"},
 		{"no KVM", path, vmm.Config{KVMPath: "/nonexistent/kvm"}, nil, vmm.ErrNoKVM, "/nonexistent/kvm"},
 		{"truncated", edited(func(b []byte) []byte { return b[:len(b)-4096] }), vmm.Config{}, nil, snapshot.ErrTruncated, "memory section ends at"},
-		{"other version", edited(func(b []byte) []byte { b[8] = 10; return resign(b) }), vmm.Config{}, nil, snapshot.ErrVersion, "version 10"},
-		{"version 6", edited(func(b []byte) []byte { b[8] = 6; return resign(b) }), vmm.Config{}, nil, snapshot.ErrOlderVersion, "version 6, this reader knows versions 8 and 9: written by an older smolvmm"},
+		{"other version", edited(func(b []byte) []byte { b[8] = 11; return resign(b) }), vmm.Config{}, nil, snapshot.ErrNewerVersion, "version 11, this reader knows versions 8 to 10: written by a newer smolvmm"},
+		{"version 6", edited(func(b []byte) []byte { b[8] = 6; return resign(b) }), vmm.Config{}, nil, snapshot.ErrOlderVersion, "version 6, this reader knows versions 8 to 10: written by an older smolvmm"},
 		// Version 7's MSRs lack the MTRRs: its guest would run on with them 0.
-		{"version 7", edited(func(b []byte) []byte { b[8] = 7; return resign(b) }), vmm.Config{}, nil, snapshot.ErrOlderVersion, "version 7, this reader knows versions 8 and 9: written by an older smolvmm"},
+		{"version 7", edited(func(b []byte) []byte { b[8] = 7; return resign(b) }), vmm.Config{}, nil, snapshot.ErrOlderVersion, "version 7, this reader knows versions 8 to 10: written by an older smolvmm"},
 		{"version field damaged", edited(func(b []byte) []byte { b[8] = 15; return b }), vmm.Config{}, nil, snapshot.ErrCorrupt, "version field damaged (header bytes 8-11 say version 15)"},
 		{"not a snapshot", disk, vmm.Config{}, nil, snapshot.ErrFormat, "bad magic"},
 		{"fewer disks", path, vmm.Config{Disks: []blk.Spec{}}, nil, vmm.ErrSnapshotDevices, "has 1 disks, 0 given"},

@@ -142,7 +142,7 @@ func TestSnapshotNetworkSnapshots(t *testing.T) {
 
 // TestRestoreVersion8: a version-8 snapshot (a smolvmm's before the
 // network record: bytes 107-127 zero) restores and runs as the same
-// snapshot of version 9, its card and MAC as recorded, no network.
+// snapshot of this version, its card and MAC as recorded, no network.
 func TestRestoreVersion8(t *testing.T) {
 	needKVM(t)
 	m := snapNetMachine(t, false, func() snapshot.Network {
@@ -153,8 +153,8 @@ func TestRestoreVersion8(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Close()
-	v9 := b.Bytes()
-	v8 := bytes.Clone(v9)
+	v10 := b.Bytes()
+	v8 := bytes.Clone(v10)
 	binary.LittleEndian.PutUint32(v8[8:], 8)
 	clear(v8[107:snapshot.HeaderSize])
 	s := sha256.New()
@@ -169,7 +169,7 @@ func TestRestoreVersion8(t *testing.T) {
 		net  snapshot.Network
 	}{
 		{"version 8", v8, snapshot.Network{}},
-		{"version 9", v9, snapshot.Network{Kind: snapshot.NetShared, Name: "cb", Addr: netip.MustParseAddr("10.0.2.16")}},
+		{"version 10", v10, snapshot.Network{Kind: snapshot.NetShared, Name: "cb", Addr: netip.MustParseAddr("10.0.2.16")}},
 	} {
 		t.Run(f.name, func(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(f.name, " ", "")+".snap")

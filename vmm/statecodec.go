@@ -134,7 +134,8 @@ func kernelArray(data []byte, what string) ([]byte, error) {
 	return b, nil
 }
 
-// The state section (format version 8) is the machine's state in two
+// The state section (format version 8; version 10 may add the disks'
+// moments at the fields part's end) is the machine's state in two
 // parts: the fields part for what is small and many-fielded (the devices,
 // the disks, the memory size; statefields.go), then the KVM structures
 // byte for byte. Version 4 had JSON for the first part, whose decoding
