@@ -298,6 +298,7 @@ func benchAction(c *cli.Context) error {
 			return err
 		}
 		warnHiddenTail(os.Stderr, "bench", d.Path) // disktail.go
+		warnDiskContent(os.Stderr, "bench", d)
 	}
 
 	self, err := os.Executable()

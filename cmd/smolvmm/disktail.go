@@ -1,23 +1,33 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"compress/gzip"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/ulikunitz/xz/lzma"
+
 	"github.com/smolvmm/smolvmm/internal/regfile"
+	"github.com/smolvmm/smolvmm/internal/setname"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 )
 
-// warnDiskTail is warnHiddenTail for the -d image d of a command that has
-// not opened it yet: only once it opens as the machine will open it (its
-// ,ro), since an image refused is said by the machine, and a warning before
-// that refusal advised changing a file the user may not read or write.
+// warnDiskTail is warnHiddenTail and warnDiskContent for the -d image d
+// of a command that has not opened it yet: only once it opens as the
+// machine will open it (its ,ro), since an image refused is said by the
+// machine, and a warning before that refusal advised changing a file the
+// user may not read or write.
 func warnDiskTail(w io.Writer, cmd string, d blk.Spec) {
-	if st, err := os.Stat(d.Path); err != nil || !st.Mode().IsRegular() || blk.HiddenBytes(st.Size()) == 0 {
+	if st, err := os.Stat(d.Path); err != nil || !st.Mode().IsRegular() || st.Size() < blk.SectorSize {
 		return // nothing to warn of: no need to open it
 	}
 	disk, err := blk.Open(d.Path, d.Options)
@@ -26,6 +36,7 @@ func warnDiskTail(w io.Writer, cmd string, d blk.Spec) {
 	}
 	disk.Close()
 	warnHiddenTail(w, cmd, d.Path)
+	warnDiskContent(w, cmd, d)
 }
 
 // warnHiddenTail warns on w, for command cmd, when the -d image at path
@@ -47,6 +58,35 @@ func warnHiddenTail(w io.Writer, cmd, path string) {
 	}
 	fmt.Fprintf(w, "smolvmm %s: warning: -d %s: the image is %d bytes, not a whole number of %d-byte sectors, so the guest sees only %d of them and not the last %d; pad it to whole sectors with: truncate -s %%%d %s\n",
 		cmd, path, st.Size(), blk.SectorSize, st.Size()-hidden, hidden, blk.SectorSize, shellWord(path))
+}
+
+// warnDiskContent warns on w, for command cmd, when the -d image d starts
+// as a tar archive (a NetBSD set) or an ELF file (a kernel) does, which the
+// guest would see as its disk, and write over unless ,ro: almost surely a
+// set or kernel given as -d by mistake. It warns and does not refuse: a
+// raw disk may start with anything, and a guest may have written a tar
+// archive to its raw disk itself (tar cf /dev/rld1d). The caller has
+// opened it as the machine will, as for warnHiddenTail.
+func warnDiskContent(w io.Writer, cmd string, d blk.Spec) {
+	f, err := os.Open(d.Path)
+	if err != nil {
+		return
+	}
+	b := make([]byte, peekLen)
+	n, _ := io.ReadFull(f, b)
+	f.Close()
+	write := " and may write over them"
+	if d.ReadOnly {
+		write = ""
+	}
+	switch contentOf(b[:n]) {
+	case contentTar:
+		fmt.Fprintf(w, "smolvmm %s: warning: -d %s: it starts with a tar header (ustar), as a tar archive such as a NetBSD set does, not a disk image: the guest sees the archive's bytes as its disk%s; %s\n",
+			cmd, d.Path, write, mkimgAdvice(d.Path, d.Options))
+	case contentELF:
+		fmt.Fprintf(w, "smolvmm %s: warning: -d %s: it starts with an ELF header, as a kernel does, not a disk image: the guest sees the file's bytes as its disk%s; %s\n",
+			cmd, d.Path, write, kernelAdvice(d.Path))
+	}
 }
 
 // shellWord is s as one word of a shell command line: as it is when it
@@ -95,7 +135,9 @@ func decompressor(format string) (suffix, keep, stream string, ok bool) {
 // notRawAdvice adds to blk's refusal of an image that is not raw
 // (blk.FormatError) the command that makes a raw image of it, and the -d
 // that gives it with the options opts of the refused -d (,ro, ,serial=);
-// other errors are returned as they are.
+// other errors are returned as they are. A compressed tar archive (a
+// NetBSD set) or ELF file (a kernel) is no disk once decompressed either:
+// for those it says what the file is and what to do with it instead.
 func notRawAdvice(err error, opts blk.Options) error {
 	var fe *blk.FormatError
 	if !errors.As(err, &fe) {
@@ -104,15 +146,177 @@ func notRawAdvice(err error, opts blk.Options) error {
 	p := fe.Path
 	disk := func(out string) string { return shellWord(blk.Spec{Path: out, Options: opts}.String()) }
 	if suffix, keep, stream, ok := decompressor(fe.Format); ok {
-		if out := strings.TrimSuffix(p, suffix); out != p && out != "" && !strings.HasSuffix(out, "/") {
-			return fmt.Errorf("%w (decompress it, keeping the original, with: %s %s, and give -d %s)", err, keep, shellWord(p), disk(out))
-		}
+		decompress := fmt.Sprintf("%s %s > %s", stream, shellWord(p), shellWord(p+".raw"))
 		out := p + ".raw"
-		return fmt.Errorf("%w (decompress it, keeping the original, with: %s %s > %s, and give -d %s)", err, stream, shellWord(p), shellWord(out), disk(out))
+		if o := strings.TrimSuffix(p, suffix); o != p && o != "" && !strings.HasSuffix(o, "/") {
+			decompress, out = keep+" "+shellWord(p), o
+		}
+		switch contentOf(peekCompressed(p, fe.Format)) {
+		case contentTar:
+			if fe.Format == "bzip2" { // mkimg reads no bzip2
+				img := setImageName(out)
+				return fmt.Errorf("%w (decompressed, it is a tar archive, such as a NetBSD set: decompress it, keeping the original, with: %s, build a root image from the tar with: smolvmm mkimg -x %s -i %s, and give -d %s)",
+					err, decompress, shellWord(out), shellWord(img), disk(img))
+			}
+			return fmt.Errorf("%w (decompressed, it is a tar archive, such as a NetBSD set: %s)", err, mkimgAdvice(p, opts))
+		case contentELF:
+			if fe.Format == "gzip" { // a kernel may be given gzipped
+				return fmt.Errorf("%w (decompressed, it is an ELF file, such as a NetBSD kernel: %s)", err, kernelAdvice(p))
+			}
+			return fmt.Errorf("%w (decompressed, it is an ELF file, such as a NetBSD kernel: decompress it, keeping the original, with: %s, and give the kernel to run or bench with -k %s, not -d)",
+				err, decompress, shellWord(out))
+		}
+		return fmt.Errorf("%w (decompress it, keeping the original, with: %s, and give -d %s)", err, decompress, disk(out))
 	}
 	out := strings.TrimSuffix(p, filepath.Ext(p)) + ".raw"
 	if out == p {
 		out = p + ".raw"
 	}
 	return fmt.Errorf("%w (convert it to a raw image with: qemu-img convert -O raw %s %s, and give -d %s)", err, shellWord(p), shellWord(out), disk(out))
+}
+
+// mkimgAdvice is what to do with the tar archive at path, which mkimg
+// reads, given as a -d with options opts: build a root image from it.
+func mkimgAdvice(path string, opts blk.Options) string {
+	img := setImageName(path)
+	return fmt.Sprintf("build a root image from it with: smolvmm mkimg -x %s -i %s, and give -d %s",
+		shellWord(path), shellWord(img), shellWord(blk.Spec{Path: img, Options: opts}.String()))
+}
+
+// kernelAdvice is what to do with the ELF file (or gzipped one) at path
+// given as a -d: boot it as a kernel. up and demo take no -k: run does.
+func kernelAdvice(path string) string {
+	return "give the kernel to run or bench with -k " + shellWord(path) + ", not -d"
+}
+
+// setImageName is the image, in the current directory, that the advice
+// has mkimg build from the tar archive at path: named after the set
+// (rescue.img for sets/rescue.tgz), never path itself.
+func setImageName(path string) string {
+	base := filepath.Base(path)
+	n := setname.Any.Base(base)
+	for _, ext := range []string{".gz", ".xz", ".bz2", ".zst", ".tar", ".img"} {
+		n = strings.TrimSuffix(n, ext)
+	}
+	if n == "" || n == "." || n == "/" {
+		n = "root"
+	}
+	if n+".img" == base {
+		return n + "-root.img"
+	}
+	return n + ".img"
+}
+
+// diskContent is what a file given as a disk image holds at its start
+// when that is known to be no disk's.
+type diskContent int
+
+const (
+	contentUnknown diskContent = iota
+	contentTar                 // a tar archive (ustar), such as a NetBSD set
+	contentELF                 // an ELF file, such as a kernel
+)
+
+// contentOf tells from b, a file's first bytes, whether it is a tar
+// archive (POSIX's or GNU's ustar magic at byte 257 of its first header)
+// or an ELF file. A raw disk may start with anything, but a disk whose
+// first sector is either is almost surely a mistake.
+func contentOf(b []byte) diskContent {
+	switch {
+	case len(b) >= 262 && string(b[257:262]) == "ustar":
+		return contentTar
+	case bytes.HasPrefix(b, []byte("\x7fELF")):
+		return contentELF
+	}
+	return contentUnknown
+}
+
+// peekLen is how much of a file's start contentOf needs: a tar header's
+// magic ends at byte 262.
+const peekLen = blk.SectorSize
+
+// peekInput bounds the compressed bytes read to decompress peekLen
+// bytes: bzip2 decompresses a whole block (900 kB at most) before its
+// first byte, and a hostile file would otherwise be read to its end.
+const peekInput = 4 << 20
+
+// peekCompressed is the first bytes (up to peekLen) that the file at path,
+// compressed in format (blk.FormatError's), decompresses to; nil when
+// they cannot be had: a damaged stream, or zstd, which only a library
+// outside the standard one reads.
+func peekCompressed(path, format string) []byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	in := bufio.NewReader(io.LimitReader(f, peekInput))
+	var r io.Reader
+	switch format {
+	case "gzip":
+		zr, err := gzip.NewReader(in)
+		if err != nil {
+			return nil
+		}
+		r = zr
+	case "bzip2":
+		r = bzip2.NewReader(in)
+	case "xz":
+		r = xzFirstBlock(in)
+	}
+	if r == nil {
+		return nil
+	}
+	b := make([]byte, peekLen)
+	n, _ := io.ReadFull(r, b)
+	return b[:n]
+}
+
+// xzDict is the LZMA2 dictionary the peek decodes with, whatever the block
+// declares (up to 4 GiB, allocated whole): the first peekLen bytes refer
+// back no further than themselves.
+const xzDict = 64 << 10
+
+// xzFirstBlock reads the stream header and first block header of an xz
+// file from r, and is the decoder of that block's data when it is LZMA2
+// alone (xz's default; a set's or a kernel's), else nil.
+func xzFirstBlock(r *bufio.Reader) io.Reader {
+	var hdr [12]byte // magic, stream flags, their CRC32
+	if _, err := io.ReadFull(r, hdr[:]); err != nil || string(hdr[:6]) != "\xfd7zXZ\x00" {
+		return nil
+	}
+	size, err := r.ReadByte()
+	if err != nil || size == 0 { // 0: the index, a stream of no block
+		return nil
+	}
+	bh := make([]byte, (int(size)+1)*4)
+	bh[0] = size
+	if _, err := io.ReadFull(r, bh[1:]); err != nil {
+		return nil
+	}
+	if binary.LittleEndian.Uint32(bh[len(bh)-4:]) != crc32.ChecksumIEEE(bh[:len(bh)-4]) {
+		return nil
+	}
+	flags := bh[1]
+	field := bytes.NewReader(bh[2 : len(bh)-4])
+	if flags&0x3 != 0 { // more than one filter
+		return nil
+	}
+	for _, present := range []bool{flags&0x40 != 0, flags&0x80 != 0} { // compressed, uncompressed size
+		if !present {
+			continue
+		}
+		if _, err := binary.ReadUvarint(field); err != nil {
+			return nil
+		}
+	}
+	id, err := binary.ReadUvarint(field)
+	if err != nil || id != 0x21 { // LZMA2
+		return nil
+	}
+	lz, err := (lzma.Reader2Config{DictCap: xzDict}).NewReader2(r)
+	if err != nil {
+		return nil
+	}
+	return lz
 }
