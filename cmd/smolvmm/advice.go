@@ -58,6 +58,8 @@ var adviceTable = []advice{
 	{is: isErr(fetch.ErrCacheNotWritable), cli: "choose a cache directory you may write with --cache DIR or XDG_CACHE_HOME"},
 	{is: isErr(fetch.ErrCacheDir), cli: "choose another cache directory with --cache DIR or XDG_CACHE_HOME"},
 	{is: bootDiskInUse, cli: "stop that VM, or give ,ro after the image's -d in both, or use a copy of the image"},
+	// up's image is no -d, and up boots it read-write: ,ro is no way.
+	{is: isUpImage(blk.ErrInUse), cli: "stop that VM, or give up -i another image: a new file, which up builds, or a copy of this one, cp IMAGE COPY, with --keep-image to boot it as it is"},
 	// A restore takes the snapshot's ,ro setting: ,ro against a
 	// read-write snapshot's disk is refused, so only a copy is left.
 	{is: isAs[restoreDiskInUse], cli: "stop that VM, or give this restore a copy of the image, cp IMAGE COPY, with -d COPY: each clone that writes needs its own, and its content is checked against the snapshot's"},
@@ -65,6 +67,7 @@ var adviceTable = []advice{
 	// its first snapshot is renamed over it, which it locks shared.
 	{is: isAs[restoreSnapshotInUse], cli: "a VM run with --snapshot holds the file it will replace until its first snapshot is there: wait for that snapshot, or restore a copy made with cp"},
 	{is: bootDiskNotWritable, lib: "attach it read-only,", cli: "attach it read-only with ,ro after its -d path,"},
+	{is: isUpImage(blk.ErrNotWritable), lib: "attach it read-only, or make it writable", say: upNotWritableAdvice},
 	// A restore keeps its snapshot's read-write disk: ,ro is refused.
 	{is: isAs[restoreDiskNotWritable], lib: "attach it read-only, or make it writable", say: func(err error) string { return restoreNotWritableAdvice(err, os.Geteuid()) }},
 	// Not ErrNotWritable's ,ro alone: reading is refused as well.
@@ -251,15 +254,43 @@ func restoreNotWritableAdvice(err error, euid int) string {
 }
 
 // bootDiskNotWritable reports whether err is a disk not writable that is
-// not a restore's.
+// not a restore's, nor up's own image.
 func bootDiskNotWritable(err error) bool {
-	return errors.Is(err, blk.ErrNotWritable) && !isAs[restoreDiskNotWritable](err)
+	return errors.Is(err, blk.ErrNotWritable) && !isAs[restoreDiskNotWritable](err) && !upImageRefused(err)
 }
 
 // bootDiskInUse reports whether err is a disk in use that is not a
-// restore's.
+// restore's, nor up's own image.
 func bootDiskInUse(err error) bool {
-	return errors.Is(err, blk.ErrInUse) && !isAs[restoreDiskInUse](err)
+	return errors.Is(err, blk.ErrInUse) && !isAs[restoreDiskInUse](err) && !upImageRefused(err)
+}
+
+// upImageRefused reports whether err is the machine's refusal of up's own
+// image, ld0, which -i or the service named, not a -d: as up says it
+// (upImageError), or the VMM up jailed, a run whose first disk it is.
+func upImageRefused(err error) bool {
+	if isAs[upImageError](err) {
+		return true
+	}
+	n, ok := diskIndex(err) // snapshot.go
+	return jailedFor == "up" && ok && n == 0
+}
+
+// isUpImage matches up's refusal of its own image that wraps target.
+func isUpImage(target error) func(error) bool {
+	return func(err error) bool { return errors.Is(err, target) && upImageRefused(err) }
+}
+
+// upNotWritableAdvice is the advice for up's own image, not writable: up
+// boots it read-write (it has no ,ro for it), so it must be made writable,
+// or another image given with -i.
+func upNotWritableAdvice(err error) string {
+	a := "up boots its image read-write: make it writable, or give"
+	if errors.Is(err, syscall.EROFS) {
+		a = "up boots its image read-write, and its file system is read-only: give"
+	}
+	// cp gives a new file the mode of a read-only original.
+	return a + " up -i another image: a new file, which up builds, or a writable copy of this one, cp IMAGE COPY; chmod u+w COPY, with --keep-image to boot it as it is"
 }
 
 // corruptSnapshot reports whether err says a snapshot is corrupt and not

@@ -754,6 +754,9 @@ func upDefaults(c *cli.Context) (upDeps, error) {
 		cfg.OnEvent = func(e vmm.Event) { started = started || e.Phase == vmm.PhaseFirstRun }
 		// runVM reads the network flags (--net, -p, --mac) as for run.
 		err = releaseKernelHint(runVM(ctx, c, cfg, vmm.Exit.Status), c.String("version"), c.String("arch"), kernel)
+		if n, ok := diskIndex(err); ok && n == 0 { // snapshot.go
+			err = upImageError{err}
+		}
 		if !started {
 			return vmNotStarted(err)
 		}
@@ -762,6 +765,13 @@ func upDefaults(c *cli.Context) (upDeps, error) {
 	d.canRun = func() error { return vmm.CheckKVM(c.String("kvm-device")) }
 	return d, nil
 }
+
+// upImageError is the machine's refusal of up's own image, ld0, which -i
+// or the service named, not a -d: the advice for a -d's (,ro after it)
+// does not fit it (advice.go: upImageRefused).
+type upImageError struct{ error }
+
+func (e upImageError) Unwrap() error { return e.error }
 
 // upJailed boots up's VM as smolvmm run --jail would (jail.go), when
 // --jail is given (ran). An error before the jailed VMM's process started
