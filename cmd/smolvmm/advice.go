@@ -100,12 +100,12 @@ var adviceTable = []advice{
 	{is: isAs[*imagebuilder.StageDirError], cli: "set TMPDIR to a directory you may write, on a file system with room"},
 	{is: isAs[*imagebuilder.StageUnreachableError], cli: "set TMPDIR to a directory every user can traverse, such as /var/tmp"},
 	// Only --restore reads a snapshot.
-	{is: isErr(snapshot.ErrFormat), cli: "give --restore a file written by --snapshot"},
-	{is: isErr(snapshot.ErrTruncated), cli: "give --restore a whole file written by --snapshot"},
-	{is: olderSnapshot, cli: "this smolvmm restores only its own format: take the snapshot again with its --snapshot"},
-	{is: isErr(snapshot.ErrNewerVersion), cli: "restore it with the newer smolvmm that wrote it, or take the snapshot again with this one's --snapshot"},
-	{is: corruptSnapshot, cli: "the file was damaged or altered since --snapshot wrote it: take the snapshot again"},
-	{is: isErr(vmm.ErrKVMRefused), cli: "take the snapshot again on this host with --snapshot"},
+	{is: isErr(snapshot.ErrFormat), say: snapshotSaid("give --restore a file written by %s")},
+	{is: isErr(snapshot.ErrTruncated), say: snapshotSaid("give --restore a whole file written by %s")},
+	{is: olderSnapshot, say: snapshotSaid("this smolvmm restores only its own format: take the snapshot again with its %s")},
+	{is: isErr(snapshot.ErrNewerVersion), say: snapshotSaid("restore it with the newer smolvmm that wrote it, or take the snapshot again with this one's %s")},
+	{is: corruptSnapshot, say: snapshotSaid("the file was damaged or altered since %s wrote it: take the snapshot again")},
+	{is: isErr(vmm.ErrKVMRefused), say: snapshotSaid("take the snapshot again on this host with %s")},
 	// A new directory: changing the owner or mode of the one given,
 	// which others may use (/tmp), would open it or shut them out.
 	{is: isAs[*sandbox.ChrootDirError], lib: sandbox.ChrootDirAdvice, cli: "give --chroot a new empty directory owned by root that only root may write, such as one made as root with mkdir -m 0755 NEWDIR"},
@@ -177,6 +177,20 @@ func libAdvice(err error, is func(error) bool) string {
 		return ad.Advice()
 	}
 	return ""
+}
+
+// snapshotSaid is the advice format, whose %s is the flag that writes a
+// snapshot: --snapshot of the same command (run, which restores it too),
+// but run's or up's for bench, which has no --snapshot
+// (benchRestoreError).
+func snapshotSaid(format string) func(error) string {
+	return func(err error) string {
+		flag := "--snapshot"
+		if isAs[benchRestoreError](err) { // bench.go
+			flag = "run or up --snapshot"
+		}
+		return fmt.Sprintf(format, flag)
+	}
 }
 
 // olderSnapshot reports whether err refuses a snapshot format version

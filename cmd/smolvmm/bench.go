@@ -359,6 +359,9 @@ func benchAction(c *cli.Context) error {
 		Env: []string{benchChildEnv + "=1"}, Success: bench.DebugExitSuccess}}
 	if r := c.String("restore"); r != "" {
 		targets, err = benchRestoreTargets(c, targets[0]) // snapshot.go
+		if err != nil {
+			err = benchRestoreError{err}
+		}
 		if err := benchSetup(ctx, err); err != nil {
 			return err
 		}
@@ -1014,9 +1017,25 @@ func benchBootCommand() *cli.Command {
 			&cli.IntFlag{Name: "ready-fd"},
 			&cli.StringFlag{Name: "ready-line"},
 		}, netFlags()...),
-		Action: benchBoot,
+		Action: func(c *cli.Context) error {
+			err := benchBoot(c)
+			if err != nil && c.String("restore") != "" {
+				return benchRestoreError{err}
+			}
+			return err
+		},
 	}
 }
+
+// benchRestoreError is an error of bench's restores, in the bench or in
+// the child that restores: advice on the snapshot names the --snapshot of
+// run or up, which took it, as bench has none (advice.go).
+type benchRestoreError struct{ error }
+
+func (e benchRestoreError) Unwrap() error { return e.error }
+
+// ExitCode keeps the exit status of the error it wraps.
+func (e benchRestoreError) ExitCode() int { return exitCode(e.error) }
 
 // childPhases names vmm's phases as the bench does.
 var childPhases = map[vmm.Phase]string{
