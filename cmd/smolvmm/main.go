@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/sandbox"
 )
@@ -34,6 +35,10 @@ func main() {
 	maybeBrokerMain()       // broker.go: a VMM's broker ends here
 	nameJailed()            // contain.go: the jailed VMM was named exe
 	closeInherited(os.Args) // inherit.go: before anything of ours is open
+	if err := startPoller(); err != nil {
+		fmt.Fprintln(os.Stderr, errorLine(commandName(os.Args), err.Error()))
+		os.Exit(1)
+	}
 	// PID 1 of a PID namespace (a container's entrypoint, or --jail's
 	// VMM) ends with 141 on a broken standard output as any process
 	// does, not Go's silent 2; a console with the terminal raw puts it
@@ -41,6 +46,56 @@ func main() {
 	sandbox.HandleSignalsAsPID1(terminalRaw.Load)
 	prepareRestoreEarly(os.Args) // snapshot.go: before the flags are parsed
 	os.Exit(run(os.Args))
+}
+
+// minOpenFiles is the least RLIMIT_NOFILE smolvmm starts under: below
+// it no command but version and help can do its work, and each would
+// fail at a step of its own. Measured: demo and run of a small guest
+// need 13 (/dev/kvm, the VM, its vCPU, the console's eventfd, the
+// runtime's own), mkimg of a one-file set 12.
+const minOpenFiles = 12
+
+// startPoller refuses a limit of open files below minOpenFiles, then
+// has the Go runtime make its poller's two descriptors (epoll and
+// eventfd) now: it makes them at the first os.Open or pipe, and dies
+// ("fatal error: runtime: eventfd failed") when they do not fit, where
+// smolvmm's own open that finds no room fails with an error it
+// advises. Many of smolvmm's first opens are raw (/dev/kvm, --snapshot's
+// temporaries), which leave the table full by the time one is an
+// os.Open. The runtime keeps the two open (close-on-exec) until exit.
+func startPoller() error {
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur < minOpenFiles {
+		// Go has raised the soft limit to the hard one already (os
+		// does at start): only a privileged user or the parent can
+		// raise it further.
+		return fmt.Errorf("the limit of open files (RLIMIT_NOFILE) is %d, below the %d smolvmm needs (raise it: ulimit -n, or LimitNOFILE= in a systemd unit)", lim.Cur, minOpenFiles)
+	}
+	// Room for the open below and the poller's two, made raw so that
+	// none of them can be the runtime's: the open would take a number
+	// and leave none for the poller, and the runtime dies.
+	var held []int
+	defer func() {
+		for _, fd := range held {
+			unix.Close(fd)
+		}
+	}()
+	for range 3 {
+		fd, err := unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("no room for 3 descriptors at start (the limit of open files, RLIMIT_NOFILE, is %d, with %d open): %w (raise it: ulimit -n, or LimitNOFILE= in a systemd unit; or close what the caller leaves open)", lim.Cur, len(openFDs()), err)
+		}
+		held = append(held, fd)
+	}
+	for _, fd := range held {
+		unix.Close(fd)
+	}
+	held = nil
+	f, err := os.Open("/")
+	if err != nil {
+		return fmt.Errorf("the first open: %w", err)
+	}
+	return f.Close()
 }
 
 // run is main without the exit, so that deferred cleanups (the terminal

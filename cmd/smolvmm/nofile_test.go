@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/guests"
+)
+
+// TestLowOpenFilesLimit: under a low RLIMIT_NOFILE every command ends
+// with status 1 and a line that names the limit and how to raise it, or
+// with its own error, never in the Go runtime's crash (its poller's
+// epoll or eventfd finding no room at the first os.Open, after
+// smolvmm's raw opens of /dev/kvm or --snapshot's temporaries took the
+// last numbers): "fatal error: runtime: eventfd failed", status 2.
+func TestLowOpenFilesLimit(t *testing.T) {
+	bin := smolvmmBin(t)
+	counter := guests.ForTest(t, "counter")
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "f"), []byte("hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type cmd struct {
+		name string
+		args []string
+	}
+	cmds := []cmd{
+		{"version", []string{"version"}},
+		{"mkimg", []string{"mkimg", "-f", "--data", data, "-i", filepath.Join(dir, "x.img")}},
+	}
+	if kvmUsable() {
+		cmds = append(cmds,
+			cmd{"demo", []string{"demo"}},
+			cmd{"run --snapshot", []string{"run", "-k", counter, "--net", "none", "--snapshot", filepath.Join(dir, "q.snap"), "--snapshot-exit"}})
+	}
+	const refusal = "the limit of open files (RLIMIT_NOFILE) is "
+	for _, limit := range []int{5, 6, 7, 8, 9, 10, 11, 12} {
+		for _, c := range cmds {
+			t.Run(strconv.Itoa(limit)+"/"+c.name, func(t *testing.T) {
+				status, stderr := runNofile(t, bin, limit, 0, c.args)
+				if strings.Contains(stderr, "fatal error") || strings.Contains(stderr, "goroutine ") {
+					t.Fatalf("status %d, the runtime's crash:\n%s", status, stderr)
+				}
+				if limit < minOpenFiles {
+					want := "smolvmm " + strings.Fields(c.name)[0] + ": " + refusal + strconv.Itoa(limit) + ", below the 12 smolvmm needs (raise it: ulimit -n, or LimitNOFILE= in a systemd unit)\n"
+					if status != 1 || stderr != want {
+						t.Fatalf("status %d, stderr %q; want 1, %q", status, stderr, want)
+					}
+					return
+				}
+				// At the floor: the command's own error, or its work done.
+				if status != 0 && status != 1 {
+					t.Fatalf("status %d, stderr:\n%s", status, stderr)
+				}
+			})
+		}
+	}
+}
+
+// TestInheritedFullTable: descriptors the caller left open that fill the
+// table, where closeInherited leaves them (a command that runs no VM),
+// leave no room for the runtime's poller: refused with the limit and
+// what is open, status 1, where the runtime crashed.
+func TestInheritedFullTable(t *testing.T) {
+	bin := smolvmmBin(t)
+	dir := t.TempDir()
+	// 3 standard, 10 inherited (3 to 12), the runtime's own: 2 or fewer
+	// numbers below 16 free.
+	status, stderr := runNofile(t, bin, 16, 10, []string{"mkimg", "-f", "--data", dir, "-i", filepath.Join(dir, "x.img")})
+	if status != 1 || !strings.HasPrefix(stderr, "smolvmm mkimg: no room for 3 descriptors at start (the limit of open files, RLIMIT_NOFILE, is 16, with ") ||
+		!strings.Contains(stderr, "(raise it: ulimit -n, or LimitNOFILE= in a systemd unit; or close what the caller leaves open)") {
+		t.Fatalf("status %d, stderr:\n%s", status, stderr)
+	}
+}
+
+// runNofile runs bin with args under RLIMIT_NOFILE limit (soft and
+// hard), with extra descriptors inherited above the standard three, and
+// returns its exit status and stderr.
+func runNofile(t *testing.T, bin string, limit, extra int, args []string) (int, string) {
+	t.Helper()
+	c := exec.Command("/bin/sh", append([]string{"-c", `ulimit -n "$0" && exec "$@"`, strconv.Itoa(limit), bin}, args...)...)
+	c.Dir = t.TempDir()
+	for range extra {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		c.ExtraFiles = append(c.ExtraFiles, f)
+	}
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	err := c.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return c.ProcessState.ExitCode(), stderr.String()
+}
