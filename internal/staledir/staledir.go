@@ -6,11 +6,13 @@
 package staledir
 
 import (
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,13 +45,18 @@ func Make(pattern string, note []byte) (dir string, release func(), err error) {
 // the caller removes dir, then closes lock. Where the file system refuses
 // the lock, the directory is made without it, and is never found dead.
 func MakeIn(tmp, pattern string, note []byte) (dir string, lock *os.File, err error) {
-	dir, err = os.MkdirTemp(tmp, pattern)
+	made, err := os.MkdirTemp(tmp, pattern)
 	if err != nil {
 		return "", nil, err
 	}
+	newName := filepath.Join(made, LockName+".new")
 	defer func() {
 		if err != nil {
-			os.RemoveAll(dir)
+			// By path, with made (dir is "" by now): unlink and rmdir
+			// take no descriptor, which may be what is missing (EMFILE),
+			// where RemoveAll opens the directory it cannot rmdir.
+			os.Remove(newName)
+			os.Remove(made)
 			if lock != nil {
 				lock.Close()
 			}
@@ -58,7 +65,7 @@ func MakeIn(tmp, pattern string, note []byte) (dir string, lock *os.File, err er
 	// Written and locked under another name, then renamed into place:
 	// RemoveDead never finds the lock free, or its note partial, before
 	// it is held.
-	lock, err = os.OpenFile(filepath.Join(dir, LockName+".new"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	lock, err = os.OpenFile(newName, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", nil, err
 	}
@@ -69,10 +76,10 @@ func MakeIn(tmp, pattern string, note []byte) (dir string, lock *os.File, err er
 	if _, err := lock.Write(note); err != nil {
 		return "", nil, err
 	}
-	if err := os.Rename(lock.Name(), filepath.Join(dir, LockName)); err != nil {
+	if err := rename(newName, filepath.Join(made, LockName)); err != nil {
 		return "", nil, err
 	}
-	return dir, lock, nil
+	return made, lock, nil
 }
 
 // RemoveDead removes the directories of os.TempDir() that a process of
@@ -83,11 +90,15 @@ func MakeIn(tmp, pattern string, note []byte) (dir string, lock *os.File, err er
 // holding a regular file "lock" of this user's that no process holds
 // locked. It holds the lock itself while it calls before, when not nil,
 // with the directory and the note its maker gave, and then removes the
-// directory (symlinks are removed, never followed). Any other is left
-// alone: another user's, one opened to others, a live process's, one
-// made without a lock, one named otherwise (a user's own, say
-// prefix + "2026-12"). Best effort: a directory it cannot remove costs
-// nothing but its room.
+// directory (symlinks are removed, never followed). A directory whose
+// maker died before its lock was in place is removed too, without
+// before (the maker never returned it): one holding only "lock.new",
+// regular and this user's, that no process holds locked, or one that
+// is empty, either untouched for UnfinishedAge (younger, it may be one
+// a live process is making). Any other is left alone: another user's,
+// one opened to others, a live process's, one made without a lock, one
+// named otherwise (a user's own, say prefix + "2026-12"). Best effort:
+// a directory it cannot remove costs nothing but its room.
 func RemoveDead(prefix string, closed os.FileMode, before func(dir string, note []byte)) {
 	RemoveDeadIn(os.TempDir(), prefix, closed, before)
 }
@@ -131,6 +142,9 @@ const (
 // flock is unix.Flock; tests replace it to refuse locks.
 var flock = unix.Flock
 
+// rename is os.Rename; tests replace it to fail.
+var rename = os.Rename
+
 // statfs is unix.Statfs; tests replace it to be on a network file system.
 var statfs = unix.Statfs
 
@@ -167,20 +181,26 @@ func IsRandomPart(s string) bool {
 	return true
 }
 
+// UnfinishedAge is how long a directory without its lock in place (an
+// empty one, or one whose "lock.new" is free) must have been left
+// untouched before RemoveDead takes it for a dead maker's: a live maker
+// holds it so between two system calls (mkdir and open, open and
+// flock), unless it is stopped there.
+const UnfinishedAge = time.Minute
+
 // removeIfDead removes dir when no process holds its lock, holding the
-// lock itself meanwhile.
+// lock itself meanwhile; without a lock, removeUnfinished judges it.
 func removeIfDead(dir string, before func(dir string, note []byte)) {
-	fd, err := unix.Open(filepath.Join(dir, LockName), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	f, err := openLock(filepath.Join(dir, LockName))
+	if errors.Is(err, unix.ENOENT) {
+		removeUnfinished(dir)
+		return
+	}
 	if err != nil {
 		return
 	}
-	f := os.NewFile(uintptr(fd), filepath.Join(dir, LockName))
 	defer f.Close()
-	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || int(st.Uid) != os.Geteuid() {
-		return
-	}
-	if flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+	if flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
 		return
 	}
 	if before != nil {
@@ -191,4 +211,59 @@ func removeIfDead(dir string, before func(dir string, note []byte)) {
 		before(dir, note)
 	}
 	os.RemoveAll(dir)
+}
+
+// removeUnfinished removes dir, which has no lock in place, when its
+// maker died (or failed and could not remove it) before the rename that
+// puts it there: its lock.new free and untouched for UnfinishedAge, or,
+// without one, dir empty and untouched as long. A maker renaming its
+// lock.new meanwhile keeps it: the file opened is the lock it holds, or
+// rmdir finds the directory not empty.
+func removeUnfinished(dir string) {
+	f, err := openLock(filepath.Join(dir, LockName+".new"))
+	if errors.Is(err, unix.ENOENT) {
+		var st unix.Stat_t
+		if unix.Lstat(dir, &st) == nil && unfinishedLongEnough(st) {
+			unix.Rmdir(dir) // refused, not emptied, if anything is in it by now
+		}
+		return
+	}
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil || !unfinishedLongEnough(st) {
+		return
+	}
+	if flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return
+	}
+	os.RemoveAll(dir)
+}
+
+// unfinishedLongEnough reports whether st was last modified
+// UnfinishedAge ago or earlier.
+func unfinishedLongEnough(st unix.Stat_t) bool {
+	return time.Since(time.Unix(st.Mtim.Unix())) >= UnfinishedAge
+}
+
+// openLock opens path, a lock file, for reading without following a
+// symlink: it fails unless path is a regular file of this user's.
+func openLock(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), path)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || int(st.Uid) != os.Geteuid() {
+		f.Close()
+		return nil, unix.EPERM
+	}
+	return f, nil
 }
