@@ -43,10 +43,19 @@ type LimitError struct {
 	PerVM uint64
 	// Max is the most VMs the rest could hold: (Value-Used-Bench)/PerVM.
 	Max int
+	// Own is CheckOwnLimits' refusal: the VM is this process (N 1),
+	// Used is the other tasks', and PerVM the tasks this process will
+	// have in all with its guest running.
+	Own bool
 }
 
 // Error says the VMs asked for and Why they do not fit.
-func (e *LimitError) Error() string { return fmt.Sprintf("%d VMs at once: %s", e.N, e.Why()) }
+func (e *LimitError) Error() string {
+	if e.Own {
+		return "the VM: " + e.Why()
+	}
+	return fmt.Sprintf("%d VMs at once: %s", e.N, e.Why())
+}
 
 // Why says the limit, its value, and how many VMs it leaves room for.
 func (e *LimitError) Why() string {
@@ -58,6 +67,13 @@ func (e *LimitError) Why() string {
 	}[e.Limit]
 	if strings.HasPrefix(e.Limit, "pids.max") {
 		what = "tasks in it"
+	}
+	if e.Own {
+		if e.Limit == "RLIMIT_NPROC" {
+			what = "processes and threads of the user it runs as"
+		}
+		return fmt.Sprintf("%s is %d, with %d %s besides this VMM, which takes %d with its guest running",
+			e.Limit, e.Value, e.Used, what, e.PerVM)
 	}
 	kept := ""
 	switch {
@@ -74,6 +90,56 @@ func (e *LimitError) Why() string {
 // limits certainly cannot hold, as RunParallel does before it starts any.
 func CheckHostLimits(t Target, n int) error {
 	return checkLimits(n, needOf(t), readHostLimits())
+}
+
+// CheckOwnLimits refuses, with a LimitError (Own), the VM this process
+// is about to run itself (a VMM, where RunParallel's VMs are its
+// children) when a task limit of the host certainly cannot hold it:
+// tasks is how many the process will have in all with the guest running
+// (those it has now among them; see Target.Tasks), uid the user they
+// count against for RLIMIT_NPROC by then (the one it drops to, if it
+// does: its tasks move to that user's count). Its descriptors are not
+// checked: an open that finds none fails with an error of its own,
+// where a Go runtime that cannot make a thread it needs dies (fatal
+// error: newosproc), the guest with it. What others take of the room
+// after the check is not foreseen.
+func CheckOwnLimits(uid int, tasks uint64) error {
+	have, err := ownThreads()
+	if err != nil {
+		have = 0
+	}
+	l := readHostLimits()
+	if uid != os.Getuid() {
+		// readHostLimits counted this process's user, as what it is
+		// now: the user it becomes counts instead, and so do the
+		// limits on it, unless it is root.
+		l.nproc, l.nprocUsed = 0, 0
+		var r unix.Rlimit
+		if uid != 0 && unix.Getrlimit(unix.RLIMIT_NPROC, &r) == nil && r.Cur != unix.RLIM_INFINITY {
+			if used, err := userTasks(uid); err == nil {
+				// Ours are not that user's yet: as many added as
+				// are taken off below.
+				l.nproc, l.nprocUsed = r.Cur, used+uint64(have)
+			}
+		}
+	}
+	return checkOwn(uint64(have), tasks, l)
+}
+
+// checkOwn is CheckOwnLimits for a process with have tasks now, and
+// tasks in all with its guest running, under the limits l, whose counts
+// hold its own have.
+func checkOwn(have, tasks uint64, l hostLimits) error {
+	others := func(used uint64) uint64 { return used - min(used, have) }
+	need := parallelNeed{tasks: max(tasks, 1)}
+	l.nofile = 0
+	l.nprocUsed, l.tasks, l.cgroupPidsUsed = others(l.nprocUsed), others(l.tasks), others(l.cgroupPidsUsed)
+	err := checkLimits(1, need, l)
+	var le *LimitError
+	if errors.As(err, &le) {
+		le.Own = true
+	}
+	return err
 }
 
 // Is makes errors.Is(err, ErrHostLimit) true.

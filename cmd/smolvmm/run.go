@@ -19,6 +19,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/smolvmm/smolvmm/bench"
 	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/imagebuilder"
 	"github.com/smolvmm/smolvmm/internal/regfile"
@@ -470,6 +471,9 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 			err = interrupted(sigCtx, err)
 		}
 	}()
+	if err := checkTaskLimits(c); err != nil {
+		return err
+	}
 	var events []vmm.Event
 	onEvent := cfg.OnEvent // the caller's (up's), if any, gets them too
 	cfg.OnEvent = func(e vmm.Event) {
@@ -618,6 +622,44 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 		return cli.Exit("", s)
 	}
 	return nil
+}
+
+// checkTaskLimits refuses, before its guest runs, a VM whose threads a
+// task limit (RLIMIT_NPROC, a cgroup's pids.max, kernel.threads-max or
+// pid_max) has no room left for, with the limit and how to raise it: the
+// Go runtime dies when it cannot make a thread it needs ("fatal error:
+// newosproc"), with the guest in KVM_RUN. The tasks counted are those
+// of the user the VMM runs as (--user, --uid). A lookup of --user that
+// fails is left to contain, which refuses it.
+func checkTaskLimits(c *cli.Context) error {
+	uid := os.Getuid()
+	if creds, err := dropTo(c); err == nil && creds != nil {
+		uid = creds.UID
+	}
+	net := "none"
+	if hasFlag(c, "net") {
+		net = c.String("net")
+	}
+	err := bench.CheckOwnLimits(uid, vmTasks(net)) // bench.go: a bench's VM is a run's
+	var le *bench.LimitError
+	if !errors.As(err, &le) {
+		return nil
+	}
+	return fmt.Errorf("%w (raise the limit: %s; or end some of the processes that take it)", err, limitRaise(le.Limit))
+}
+
+// limitRaise is how the user raises the host limit named as a
+// bench.LimitError names it.
+func limitRaise(limit string) string {
+	switch limit {
+	case "RLIMIT_NOFILE":
+		return "ulimit -n"
+	case "RLIMIT_NPROC":
+		return "ulimit -u, or LimitNPROC= in a systemd unit"
+	case "kernel.threads-max", "kernel.pid_max":
+		return "sysctl " + limit
+	}
+	return "the cgroup's pids.max (systemd: TasksMax=)"
 }
 
 // printBackendStats prints, under -v and always when it dropped or
