@@ -35,7 +35,7 @@ func main() {
 	maybeBrokerMain()       // broker.go: a VMM's broker ends here
 	nameJailed()            // contain.go: the jailed VMM was named exe
 	closeInherited(os.Args) // inherit.go: before anything of ours is open
-	if err := startPoller(); err != nil {
+	if err := startPoller(); err != nil && !opensNothing(os.Args) {
 		fmt.Fprintln(os.Stderr, errorLine(commandName(os.Args), err.Error()))
 		os.Exit(1)
 	}
@@ -48,29 +48,19 @@ func main() {
 	os.Exit(run(os.Args))
 }
 
-// minOpenFiles is the least RLIMIT_NOFILE smolvmm starts under: below
-// it no command but version and help can do its work, and each would
-// fail at a step of its own. Measured: demo and run of a small guest
-// need 13 (/dev/kvm, the VM, its vCPU, the console's eventfd, the
-// runtime's own), mkimg of a one-file set 12.
-const minOpenFiles = 12
-
-// startPoller refuses a limit of open files below minOpenFiles, then
-// has the Go runtime make its poller's two descriptors (epoll and
-// eventfd) now: it makes them at the first os.Open or pipe, and dies
+// startPoller has the Go runtime make its poller's two descriptors
+// (epoll and eventfd) now: it makes them at the first os.Open or pipe, and dies
 // ("fatal error: runtime: eventfd failed") when they do not fit, where
 // smolvmm's own open that finds no room fails with an error it
 // advises. Many of smolvmm's first opens are raw (/dev/kvm, --snapshot's
 // temporaries), which leave the table full by the time one is an
 // os.Open. The runtime keeps the two open (close-on-exec) until exit.
+// Below the limit a command needs, it fails at an open of its own, with
+// that error (Go has raised the soft limit to the hard one already: only
+// a privileged user or the parent can raise it further).
 func startPoller() error {
 	var lim unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur < minOpenFiles {
-		// Go has raised the soft limit to the hard one already (os
-		// does at start): only a privileged user or the parent can
-		// raise it further.
-		return fmt.Errorf("the limit of open files (RLIMIT_NOFILE) is %d, below the %d smolvmm needs (raise it: ulimit -n, or LimitNOFILE= in a systemd unit)", lim.Cur, minOpenFiles)
-	}
+	unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
 	// Room for the open below and the poller's two, made raw so that
 	// none of them can be the runtime's: the open would take a number
 	// and leave none for the poller, and the runtime dies.
@@ -96,6 +86,15 @@ func startPoller() error {
 		return fmt.Errorf("the first open: %w", err)
 	}
 	return f.Close()
+}
+
+// opensNothing reports whether args ask only for help or the version,
+// which open no file of smolvmm's: they need no room for the poller.
+func opensNothing(args []string) bool {
+	name := commandName(args)
+	return name == "" || name == "version" || slices.ContainsFunc(args[min(1, len(args)):], func(a string) bool {
+		return a == "help" || a == "-h" || a == "--help"
+	})
 }
 
 // run is main without the exit, so that deferred cleanups (the terminal
