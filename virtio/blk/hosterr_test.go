@@ -202,3 +202,36 @@ func TestWriteToShrunkImageFails(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteAfterHiddenTailCut: an image whose size is no whole number of
+// sectors hides its last bytes from the guest; cutting those alone off
+// is no shrinking of the disk, whose writes go on, while cutting into
+// its last sector is.
+func TestWriteAfterHiddenTailCut(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cut  int64 // the image's size after the cut
+		want uint8
+	}{
+		{"the hidden tail", diskSize, blk.StatusOK},
+		{"into the last sector", diskSize - 1, blk.StatusIOErr},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tail.img")
+			if err := os.WriteFile(path, make([]byte, diskSize+100), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			d, err := blk.Open(path, blk.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, log := newLoggedRig(t, d)
+			if err := os.Truncate(path, tc.cut); err != nil {
+				t.Fatal(err)
+			}
+			if st := r.request(t, blk.TypeOut, 1); st != tc.want {
+				t.Errorf("status %d, want %d; log:\n%s", st, tc.want, log)
+			}
+		})
+	}
+}

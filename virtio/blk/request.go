@@ -196,16 +196,18 @@ func (e shrunkError) Error() string {
 
 func (e shrunkError) Unwrap() error { return io.ErrUnexpectedEOF }
 
-// shrunk is a shrunkError when d's image file is now shorter than when
-// it was opened, else nil. A backend that is no file is never shrunk,
-// and an fstat that fails leaves the write to report its own error.
+// shrunk is a shrunkError when d's image file is now shorter than the
+// disk's sectors, else nil: the bytes past the last whole sector, which
+// the guest never sees, may go. A backend that is no file is never
+// shrunk, and an fstat that fails leaves the write to report its own
+// error.
 func (d *Disk) shrunk() error {
 	fb, ok := d.b.(*fileBackend)
 	if !ok {
 		return nil
 	}
 	size, err := fb.fileSize()
-	if err != nil || size >= d.size {
+	if err != nil || uint64(size) >= d.sectors*SectorSize {
 		return nil
 	}
 	return shrunkError{Size: size, Opened: d.size}
