@@ -384,6 +384,11 @@ func forcedBootHint(err error, proto bootplan.Protocol) error {
 	if proto == bootplan.Auto || !errors.As(err, &ve) || ve.Field != "Kernel" || !strings.HasPrefix(ve.Op, "load ") || !notAKernel(ve.Err) {
 		return err
 	}
+	if isAs[*vmm.ContentError](ve.Err) {
+		// The bytes are no kernel of any protocol (a kernel module,
+		// a set): dropping --boot would not boot them.
+		return err
+	}
 	ve.Field = "" // the hint is complete: not vmFlagHint's to change
 	switch proto {
 	case bootplan.Multiboot:
@@ -392,6 +397,40 @@ func forcedBootHint(err error, proto bootplan.Protocol) error {
 		ve.Hint = "--boot netbsd forced NetBSD's native handoff, which boots only a NetBSD i386/amd64 ELF kernel: drop --boot to let smolvmm choose, or use --boot multiboot for a multiboot kernel"
 	}
 	return err
+}
+
+// kernelContentHint is the advice for a -k file that vmm found to be no
+// kernel but a kind of file it names (*vmm.ContentError): what to do
+// with that file instead. It is "" when err holds none, or names no kind
+// (gzip data that decompressed to unknown bytes), which the advice to
+// pass a kernel fits. FILE is -k's, as its help names it: vmm's error
+// has only its base name.
+func kernelContentHint(err error) string {
+	var ce *vmm.ContentError
+	if !errors.As(err, &ce) {
+		return ""
+	}
+	switch ce.Content {
+	case "gzip": // vmm decompressed one layer: there are two
+		return "decompress it once, keeping the original, with gunzip -k FILE, and give -k the .gz it writes, such as x.gz from x.gz.gz"
+	case "xz", "bzip2", "zstd":
+		suffix, keep, stream, _ := decompressor(ce.Content) // disktail.go
+		if ce.Gunzipped {
+			return fmt.Sprintf("decompress both layers, gzip's then %s's, keeping the original, with gzip -dc FILE | %s > KERNEL, and give -k KERNEL", ce.Content, stream)
+		}
+		return fmt.Sprintf("only gzip data is decompressed: decompress it, keeping the original, with %s FILE, and give -k the file it writes, such as x from x%s", keep, suffix)
+	case "relocatable":
+		return "the file is a kernel module: give it to run with --module, and -k the kernel it was built for"
+	case "ext2":
+		if ce.Gunzipped {
+			return "the file is a gzipped disk image: decompress it, keeping the original, with gunzip -k FILE, give the image it writes with -d, and -k a kernel"
+		}
+		return "the file is a disk image: give it with -d, and -k a kernel"
+	case "tar":
+		// mkimg reads a set gzipped or not.
+		return "the file is a tar archive (a NetBSD set?): build a root image from it with smolvmm mkimg -x FILE -i IMAGE, boot that with -d IMAGE, and give -k a kernel"
+	}
+	return ""
 }
 
 // vmFlagHint says which flag to change for a vmm.Error, or "" to keep
@@ -433,6 +472,8 @@ func vmFlagHint(e *vmm.Error) string {
 			// it again; no kernel) fits, and no flag, --boot least of
 			// all, changes it.
 			return ""
+		case kernelContentHint(e.Err) != "":
+			return kernelContentHint(e.Err)
 		case notAKernel(e.Err):
 			return "pass -k a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel, such as netbsd or netbsd-GENERIC.gz; --boot forces a protocol"
 		case e.Hint == "":
