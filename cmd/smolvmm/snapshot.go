@@ -503,11 +503,23 @@ func diskIndex(err error) (int, bool) {
 
 // restoreNotRawHint is the conversion a boot's refusal of the image that
 // err's *blk.FormatError names advises (notRawAdvice), the -d it gives
-// with opts; "" when err holds none.
+// with opts; "" when err holds none. The caller goes on ", whose content
+// is then checked against the snapshot's". A compressed set or kernel is
+// no disk once decompressed either, and what a boot is told to do with
+// it (mkimg -x, -k) gives no image of the snapshot's disk: it is told to
+// give one.
 func restoreNotRawHint(err error, opts blk.Options) string {
 	var fe *blk.FormatError
 	if !errors.As(err, &fe) {
 		return ""
+	}
+	if _, _, _, ok := decompressor(fe.Format); ok { // disktail.go
+		switch contentOf(peekCompressed(fe.Path, fe.Format)) {
+		case contentTar:
+			return "decompressed, it is a tar archive, such as a NetBSD set, not a disk: give -d a raw image of the snapshot's disk"
+		case contentELF:
+			return "decompressed, it is an ELF file, such as a NetBSD kernel, not a disk: give -d a raw image of the snapshot's disk"
+		}
 	}
 	advised := notRawAdvice(fe, opts).Error() // disktail.go: "FE (ADVICE)"
 	conv, ok := strings.CutPrefix(advised, fe.Error()+" (")
