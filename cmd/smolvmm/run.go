@@ -213,7 +213,12 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 				return cfg, cleanup, err
 			}
 		}
-		if c.Command.Name != "boot" { // bench's VMs (benchBootCommand): bench warned once
+		// Nor is a restore's warned of: it is the disk the snapshot's
+		// run was given (and warned of), whose guest may have written
+		// a tar archive on it, and what the warnings advise (mkimg,
+		// -k, truncate to whole sectors) makes an image the restore
+		// refuses.
+		if c.Command.Name != "boot" && !restoring(c) { // bench's VMs (benchBootCommand): bench warned once
 			warnDiskTail(os.Stderr, commandSaid(c), d) // disktail.go
 		}
 		cfg.Disks = append(cfg.Disks, d)
