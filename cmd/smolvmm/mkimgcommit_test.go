@@ -100,6 +100,7 @@ func TestMkimgForceChecksAtCommit(t *testing.T) {
 	}{
 		{"unused", true, nil, ""},
 		{"a VM starts on it", true, func(t *testing.T) *os.File { return lockVM(t, "r.img") }, "image r.img is in use by a running VM: stop that VM before replacing the image"},
+		{"a QEMU starts on it", true, func(t *testing.T) *os.File { return qemuLockVM(t, "r.img") }, "disk image r.img is in use by another VM: "},
 		{"made write-protected", true, func(t *testing.T) *os.File {
 			if err := os.Chmod("r.img", 0o444); err != nil {
 				t.Fatal(err)

@@ -405,6 +405,8 @@ func commitCheck(image string, judged os.FileInfo) func(old *os.File) error {
 				if h := lockholder.Describe(old); h != "" {
 					what += ", its lock held by " + h
 				}
+			} else if err := blk.CheckQEMULocks(old, image); errors.Is(err, blk.ErrInUse) {
+				what += ", in use by a running VM (" + err.Error() + ")"
 			}
 			return imageTakenError{fmt.Errorf("image %s appeared while up built it (%s): %s", image, what, imageTakenAdvice)}
 		}
@@ -419,7 +421,9 @@ func commitCheck(image string, judged os.FileInfo) func(old *os.File) error {
 }
 
 // lockImage takes, on f (image), the lock a VM holds on its disk, or
-// says the VM holding it.
+// says the VM holding it. A QEMU running on the image takes no flock but
+// byte-range locks of its own, which are looked for too (blk's probe):
+// the flock alone would let the image be replaced under it.
 func lockImage(f *os.File, image string) error {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		if errors.Is(err, unix.EWOULDBLOCK) {
@@ -430,6 +434,12 @@ func lockImage(f *os.File, image string) error {
 			return errors.New(msg)
 		}
 		return fmt.Errorf("image %s: lock: %w", image, err)
+	}
+	if err := blk.CheckQEMULocks(f, image); err != nil {
+		if errors.Is(err, blk.ErrInUse) {
+			return fmt.Errorf("%w: stop that VM before replacing the image", err)
+		}
+		return err
 	}
 	return nil // closing f drops the lock
 }

@@ -39,6 +39,8 @@ func TestUpCommitsOnlyOverWhatItJudged(t *testing.T) {
 		{"missing, a VM's disk appears", false, false, appearLocked, "appeared while up built it (a file of 13 bytes, in use by a running VM"},
 		{"stale, unused", true, false, nil, ""},
 		{"stale, a VM starts on it", true, false, lockVM, "is in use by a running VM: stop that VM before replacing the image"},
+		{"stale, a QEMU starts on it", true, false, qemuLockVM, "is in use by another VM: "},
+		{"missing, a QEMU's disk appears", false, false, appearQEMU, "appeared while up built it (a file of 13 bytes, in use by a running VM (disk image "},
 		{"stale, replaced by another file", true, false, replace, "was replaced by another file while up built its new image"},
 	}
 	for _, tt := range tests {
@@ -78,7 +80,7 @@ func TestUpCommitsOnlyOverWhatItJudged(t *testing.T) {
 			// What must be at the path after a refusal: the file put
 			// there, or the stale image a VM took.
 			want, _ := os.ReadFile(opts.Image)
-			if tt.atCommit != nil && tt.name != "stale, a VM starts on it" {
+			if tt.atCommit != nil && tt.name != "stale, a VM starts on it" && tt.name != "stale, a QEMU starts on it" {
 				want = []byte("another file\n")
 			}
 			f.calls = nil
@@ -128,6 +130,12 @@ func appear(t *testing.T, image string) *os.File {
 func appearLocked(t *testing.T, image string) *os.File {
 	appear(t, image)
 	return lockVM(t, image)
+}
+
+// appearQEMU puts a file there with a running QEMU's locks on it.
+func appearQEMU(t *testing.T, image string) *os.File {
+	appear(t, image)
+	return qemuLockVM(t, image)
 }
 
 // lockVM takes the lock a VM holds on its disk.

@@ -418,6 +418,16 @@ func lockQEMU(f *os.File, path string, readOnly, take bool) error {
 	return nil
 }
 
+// CheckQEMULocks reports, as an error matching ErrInUse that names the
+// holder, whether another open file description's QEMU-style byte-range
+// lock on f (the image at path) says that a program writes the image,
+// lets no other program read it, or lets no other program write it: a
+// running QEMU takes those locks, not smolvmm's flock, so a program about
+// to replace or rewrite the image must look for both. It takes no lock.
+func CheckQEMULocks(f *os.File, path string) error {
+	return lockQEMU(f, path, false, false)
+}
+
 // lockByte is a lock byte of QEMU's that refuses an open when another
 // program holds it, and what that program's lock there means.
 type lockByte struct {
