@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -23,6 +24,7 @@ import (
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
 	"github.com/smolvmm/smolvmm/internal/filekind"
 	"github.com/smolvmm/smolvmm/internal/kernelimage"
+	"github.com/smolvmm/smolvmm/internal/lockholder"
 	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/kstrip"
 )
@@ -292,6 +294,20 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 			return err
 		}
 	}
+	// Another kstrip writing the same file read it before this one or
+	// after: the kernel is read only once that one's rename is done, so
+	// that this edit applies on top of its edit, which would otherwise be
+	// lost.
+	if out := c.String("output"); !c.Bool("dry-run") && out != "-" && kstripEdits(c) {
+		if out == "" {
+			out = in
+		}
+		unlock, err := lockKstripOutput(ctx, out, stderr)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	f, err := kstrip.ReadFile(in)
 	if err != nil {
 		var pe *fs.PathError
@@ -366,6 +382,78 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 		o.reported(printed.err) // stdout.go
 	}
 	return &fileError{fmt.Sprintf("kstrip: %s was written; only its %s lost: %v", out.Output, lost, stdoutError(printed.err)), printed.err}
+}
+
+// kstripLockWait is how long kstrip waits for another kstrip writing a
+// kernel in the same directory before it refuses; kstripWaiting, when
+// set (by tests), is called once when it begins to wait.
+var (
+	kstripLockWait = 30 * time.Second
+	kstripWaiting  func(dir string)
+)
+
+// lockKstripOutput takes an exclusive flock on the directory of the file
+// out names (through a link, its target's), which every kstrip writing a
+// file there holds from its read of the kernel to its rename: a lock on
+// the kernel itself would not do, for the rename puts a new file (inode)
+// in its place, and a second kstrip would lock the old one. A directory
+// lock leaves no file behind. It waits for another kstrip, at most
+// kstripLockWait, then refuses. Where the lock cannot be taken at all (a
+// directory this user may not read, a file system refusing flock on
+// directories, as NFS does), the edit goes on unlocked, as before.
+func lockKstripOutput(ctx context.Context, out string, stderr io.Writer) (unlock func(), err error) {
+	target, err := atomicfile.Target(out)
+	if err != nil {
+		target = out
+	}
+	dir := filepath.Dir(target)
+	d, err := os.Open(dir)
+	if err != nil {
+		return func() {}, nil
+	}
+	deadline := time.Now().Add(kstripLockWait)
+	for waited := false; ; {
+		err := flockRetry(d, unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { d.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			d.Close()
+			return func() {}, nil
+		}
+		if ctx.Err() != nil {
+			d.Close()
+			return nil, ctx.Err()
+		}
+		if !time.Now().Before(deadline) {
+			holder := lockholder.Describe(d)
+			d.Close()
+			if holder == "" {
+				holder = "another process"
+			}
+			return nil, &fileError{fmt.Sprintf("kstrip: another kstrip is editing a kernel in %s (%s holds the lock on the directory, taken from the read of the kernel to its replacement) and has not finished in %s: %s is left as it is; run kstrip again once that one is done", dir, holder, kstripLockWait, out), err}
+		}
+		if !waited {
+			waited = true
+			fmt.Fprintf(stderr, "%swaiting for another kstrip editing a kernel in %s\n", kstripPrefix, dir)
+			if kstripWaiting != nil {
+				kstripWaiting(dir)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// flockRetry is flock(how) on f, retried on EINTR.
+func flockRetry(f *os.File, how int) error {
+	for {
+		if err := unix.Flock(int(f.Fd()), how); !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
 }
 
 // firstErrWriter is w, keeping the first write error.
