@@ -692,6 +692,82 @@ type Stripped struct {
 	Changed bool
 	// Summary is what strip said it did ("" when Cached).
 	Summary string
+	// hold is Path open, with a shared flock on it, which a newer
+	// smolvmm's removal of older revisions' copies respects
+	// (removeOlderStripped): nil once Close released it.
+	hold *os.File
+}
+
+// Close releases the shared lock StripCached took on the copy at Path,
+// which keeps another smolvmm (of a newer kstrip revision) from removing
+// it: a caller holds it until it has read the kernel (or, not knowing
+// when that is done, until its use of it ends). It may be called on the
+// zero Stripped.
+func (s Stripped) Close() error {
+	if s.hold == nil {
+		return nil
+	}
+	return s.hold.Close()
+}
+
+// holdStripped opens the stripped copy at path and takes a shared flock
+// on it, returning it open, or nil when path names no file, or no longer
+// the one locked (a newer smolvmm removed it between the open and the
+// lock, holding its exclusive lock for that). The lock waits only for
+// such a removal, which holds its lock for a few system calls.
+func holdStripped(path string) *os.File {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil
+	}
+	if err := flockRetry(f, unix.LOCK_SH); err != nil {
+		// A file system without flock: used unheld, as before.
+		return f
+	}
+	held, err := f.Stat()
+	now, err2 := os.Lstat(path)
+	if err != nil || err2 != nil || !os.SameFile(held, now) {
+		f.Close()
+		return nil
+	}
+	return f
+}
+
+// flockRetry is flock(how) on f, retried on EINTR.
+func flockRetry(f *os.File, how int) error {
+	for {
+		if err := unix.Flock(int(f.Fd()), how); !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// removeUnheld removes the stripped copy at path unless another process
+// holds a lock on it (holdStripped's: a smolvmm between its StripCached
+// and the kernel's load), and returns what it removed. Its exclusive
+// lock, taken without waiting, is held across the removal, so that no
+// holdStripped takes the file for the one path names meanwhile. A smolvmm
+// from before these locks takes none, and its copy in use may still go.
+func removeUnheld(path string) (os.FileInfo, bool) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	if flockRetry(f, unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return nil, false
+	}
+	held, err := f.Stat()
+	if err != nil {
+		return nil, false
+	}
+	if now, err := os.Lstat(path); err != nil || !os.SameFile(held, now) {
+		return nil, false
+	}
+	if os.Remove(path) != nil {
+		return nil, false
+	}
+	return held, true
 }
 
 // StripFunc writes a stripped copy of kernel in, keeping the drivers of
@@ -848,7 +924,11 @@ func isHex(s string) bool {
 // size, kept otherwise for good. Copies of this revision (other keep
 // lists') and of newer ones (a downgraded binary's strip must not remove
 // a newer one's) stay, and so does any file whose name is none
-// StripCached gives. An unmarked name (from before the revision was
+// StripCached gives. A copy another smolvmm may still use stays too, with
+// its sidecar: one it holds a lock on (StripCached's, until the kernel
+// is loaded); a smolvmm from before those locks takes none, and cannot be
+// told from one done with its copy. An unmarked name (from before the
+// revision was
 // named) goes only with the older copy it is a hard link to
 // (adoptUnmarked's): one of lastUnmarkedRevision is this kstrip's copy
 // for its keep list, which no name tells from an older revision's, so
@@ -866,8 +946,9 @@ func removeOlderStripped(dir string) {
 		if !ok || !e.Type().IsRegular() {
 			continue
 		}
+		sidecar := strings.HasSuffix(e.Name(), ".sha512")
 		if rev == 0 {
-			if !strings.HasSuffix(e.Name(), ".sha512") {
+			if !sidecar {
 				unmarked = append(unmarked, e.Name())
 			}
 			continue
@@ -875,9 +956,18 @@ func removeOlderStripped(dir string) {
 		if rev >= kstrip.Revision {
 			continue
 		}
-		fi, err := os.Lstat(filepath.Join(dir, e.Name()))
-		if os.Remove(filepath.Join(dir, e.Name())) == nil && err == nil {
+		p := filepath.Join(dir, e.Name())
+		if sidecar {
+			// It goes with its copy (listed before it); one whose
+			// copy is gone is only space.
+			if _, err := os.Lstat(strings.TrimSuffix(p, ".sha512")); errors.Is(err, fs.ErrNotExist) {
+				os.Remove(p)
+			}
+			continue
+		}
+		if fi, ok := removeUnheld(p); ok {
 			removed = append(removed, fi)
+			os.Remove(p + ".sha512")
 		}
 	}
 	for _, name := range unmarked {
@@ -898,7 +988,9 @@ func removeOlderStripped(dir string) {
 // before names said the revision is used, and given the new name as well
 // where the cache may be written (adoptUnmarked); Path is its unmarked
 // name where it may not. Once it has written a copy, it removes those an
-// older kstrip revision left beside it (removeOlderStripped). A copy that
+// older kstrip revision left beside it (removeOlderStripped). The copy
+// returned is held, a shared lock on it that keeps a newer smolvmm from
+// removing it, until Close. A copy that
 // cannot be stored because the cache may not be
 // written is an error matching fetch.ErrCacheNotWritable. Whose the cache
 // is, is not looked at again: k comes from a Fetch, which refused root a
@@ -908,30 +1000,48 @@ func StripCached(k fetch.File, keep []string, strip StripFunc) (Stripped, error)
 	sidecar := path + ".sha512"
 	changed := false
 	if want, err := os.ReadFile(sidecar); err == nil {
-		got, err := fetch.HashFile(path)
-		if err == nil && got == strings.TrimSpace(string(want)) {
-			return Stripped{Path: path, Cached: true}, nil
+		if h := holdStripped(path); h != nil {
+			got, err := fetch.HashFile(path)
+			if err == nil && got == strings.TrimSpace(string(want)) {
+				return Stripped{Path: path, Cached: true, hold: h}, nil
+			}
+			h.Close()
+			changed = err == nil
 		}
-		changed = err == nil
 	} else if p, ok := adoptUnmarked(filepath.Dir(path), unmarkedName(k.SHA512, keep), path); ok {
-		return Stripped{Path: p, Cached: true}, nil
+		if h := holdStripped(p); h != nil {
+			return Stripped{Path: p, Cached: true, hold: h}, nil
+		}
 	}
-	os.Remove(sidecar)
-	summary, err := strip(k.Path, path, keep)
-	if err != nil {
-		return Stripped{}, fmt.Errorf("%s: %w", k.Path, cacheErr(err))
+	// A copy a newer smolvmm removed between its write and the lock
+	// (its removal of older revisions' copies) is stripped once more.
+	for tries := 0; ; tries++ {
+		os.Remove(sidecar)
+		summary, err := strip(k.Path, path, keep)
+		if err != nil {
+			return Stripped{}, fmt.Errorf("%s: %w", k.Path, cacheErr(err))
+		}
+		h := holdStripped(path)
+		if h == nil && tries == 0 {
+			continue
+		}
+		if h == nil {
+			return Stripped{}, fmt.Errorf("stripped kernel %s: removed as soon as it was written, twice", path)
+		}
+		sum, err := fetch.HashFile(path)
+		if err == nil {
+			err = atomicfile.WriteFile(sidecar, []byte(sum+"\n"), 0o644)
+		}
+		if err != nil {
+			h.Close()
+			return Stripped{}, fmt.Errorf("store stripped kernel %s: %w", path, cacheErr(err))
+		}
+		// Only once a copy was written: the cache may be written, and
+		// this revision's copy is there to be used instead of the older
+		// ones.
+		removeOlderStripped(filepath.Dir(path))
+		return Stripped{Path: path, Changed: changed, Summary: summary, hold: h}, nil
 	}
-	sum, err := fetch.HashFile(path)
-	if err == nil {
-		err = atomicfile.WriteFile(sidecar, []byte(sum+"\n"), 0o644)
-	}
-	if err != nil {
-		return Stripped{}, fmt.Errorf("store stripped kernel %s: %w", path, cacheErr(err))
-	}
-	// Only once a copy was written: the cache may be written, and this
-	// revision's copy is there to be used instead of the older ones.
-	removeOlderStripped(filepath.Dir(path))
-	return Stripped{Path: path, Changed: changed, Summary: summary}, nil
 }
 
 // cacheErr is err, matching fetch.ErrCacheNotWritable too when it says

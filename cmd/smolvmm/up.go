@@ -153,6 +153,12 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 	if err != nil {
 		return res, err
 	}
+	// The stripped copy stays held (a shared lock a newer smolvmm's
+	// removal of older revisions' copies respects) until up returns: the
+	// run loads it, with --jail in another process, and up cannot tell
+	// when that is done.
+	var stripped rebuild.Stripped
+	defer func() { stripped.Close() }()
 	err = step(log, "kstrip", func() (string, error) {
 		warned := 0
 		warn := func(w string) {
@@ -169,6 +175,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		if err != nil {
 			return "", err
 		}
+		stripped = k
 		res.Kernel = k.Path
 		if k.Changed {
 			fmt.Fprintf(log, "smolvmm up: note: the stripped kernel %s was changed since up made it; stripped again\n", k.Path)
