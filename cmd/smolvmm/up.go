@@ -208,13 +208,32 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		// path the image (or its directory) was renamed from is the
 		// image's still, where its file ID identifies it (a birth time
 		// or an inode generation number).
-		im.Stamp.Moved(res.Image)
-		if !im.Stamp.Describes(res.Image) {
-			im.Unrecorded = im.Stamp.Writable()
+		judge := func() (rebuild.Verdict, error) {
+			im.Unrecorded = nil
+			im.Stamp.Moved(res.Image)
+			if !im.Stamp.Describes(res.Image) {
+				im.Unrecorded = im.Stamp.Writable()
+			}
+			return im.Check()
 		}
-		verdict, err := im.Check()
+		verdict, err := judge()
 		if err != nil {
 			return "", err
+		}
+		if verdict != rebuild.Fresh && im.Unrecorded == nil {
+			// Another up puts its image in place and then records it:
+			// judged in between, its image is one no record describes
+			// (NotRecorded), and it is judged again once that up, which
+			// holds this lock from before its build to after the
+			// record, is done. A build holds it the same way.
+			unlock, err := lockImageRecord(ctx, log, im.Stamp, res.Image)
+			if err != nil {
+				return "", err
+			}
+			defer unlock()
+			if verdict, err = judge(); err != nil {
+				return "", err
+			}
 		}
 		if im.Unrecorded != nil && verdict != rebuild.Missing {
 			fmt.Fprintf(log, "smolvmm up: note: the release %s was built from cannot be checked: no record of it can be kept in the cache (%v); its dates alone decide whether it is rebuilt\n", res.Image, im.Unrecorded)
@@ -354,6 +373,55 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 	}
 	fmt.Fprintf(log, "smolvmm up: run     ended after %s\n", roundDuration(time.Since(start)))
 	return res, err
+}
+
+// upWaiting, when set (by tests), is called once when up begins to wait
+// for another up's lock on the record of image.
+var upWaiting func(image string)
+
+// lockImageRecord takes the exclusive flock every up holds on a lock file
+// beside the image's record (stamp) while it judges the image and, when
+// it builds one, until the image is in place and recorded: a lock file,
+// for the record itself is replaced at every write. It waits for another
+// up holding it, saying so on log, until ctx ends. A lock file that
+// cannot be made or locked (a file system without flock) locks nothing:
+// up goes on as it did without. It is mode 0600, as the cache's own lock
+// file: no other user sharing the cache can hold it and keep up waiting.
+func lockImageRecord(ctx context.Context, log io.Writer, stamp rebuild.Stamp, image string) (unlock func(), err error) {
+	f, err := os.OpenFile(strings.TrimSuffix(string(stamp), ".service")+".lock", os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return func() {}, nil
+	}
+	for waited := false; ; {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		switch {
+		case err == nil:
+			return func() { f.Close() }, nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		case !errors.Is(err, unix.EWOULDBLOCK):
+			f.Close()
+			return func() {}, nil
+		case ctx.Err() != nil:
+			f.Close()
+			return nil, ctx.Err()
+		}
+		if !waited {
+			waited = true
+			holder := lockholder.Describe(f)
+			if holder == "" {
+				holder = "another up"
+			}
+			fmt.Fprintf(log, "smolvmm up: waiting for %s, which is building or recording %s\n", holder, image)
+			if upWaiting != nil {
+				upWaiting(image)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // notStartedError is the error of up's run step when the machine never
