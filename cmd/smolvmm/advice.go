@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 	"github.com/smolvmm/smolvmm/vmm"
+	"golang.org/x/sys/unix"
 )
 
 // advice is what this program adds to a library's error: the libraries
@@ -109,6 +111,51 @@ var adviceTable = []advice{
 	// A new directory: changing the owner or mode of the one given,
 	// which others may use (/tmp), would open it or shut them out.
 	{is: isAs[*sandbox.ChrootDirError], lib: sandbox.ChrootDirAdvice, cli: "give --chroot a new empty directory owned by root that only root may write, such as one made as root with mkdir -m 0755 NEWDIR"},
+	// Limits of the host, which no flag changes: said wherever they are
+	// met, once (writableAdvice says them too).
+	{is: limitUnsaid(syscall.EMFILE), say: limitAdvice},
+	{is: limitUnsaid(syscall.ENFILE), say: limitAdvice},
+}
+
+// limitAdvice is the advice for a limit of the host that err met: the
+// process's open files (EMFILE), or the system's (ENFILE). "" for any
+// other error.
+func limitAdvice(err error) string {
+	switch {
+	case errors.Is(err, syscall.EMFILE):
+		limit := "RLIMIT_NOFILE"
+		if n := startLimits[unix.RLIMIT_NOFILE]; n != unix.RLIM_INFINITY {
+			limit += ", " + strconv.FormatUint(n, 10)
+		}
+		return "the process's limit of open files (" + limit + ") is reached: raise it with ulimit -n, or LimitNOFILE= in a systemd unit"
+	case errors.Is(err, syscall.ENFILE):
+		return "the system's table of open files is full: raise fs.file-max with sysctl, or end processes that hold many files open"
+	}
+	return ""
+}
+
+// startLimits are the soft limits limitAdvice names, by
+// resource, read at start: the VMM's seccomp filter refuses prlimit64
+// later, and smolvmm changes none of them (os raised RLIMIT_NOFILE to the
+// hard limit before this runs). An unreadable one is RLIM_INFINITY.
+var startLimits = func() map[int]uint64 {
+	m := map[int]uint64{}
+	for _, res := range []int{unix.RLIMIT_NOFILE} {
+		var lim unix.Rlimit
+		m[res] = unix.RLIM_INFINITY
+		if unix.Getrlimit(res, &lim) == nil {
+			m[res] = lim.Cur
+		}
+	}
+	return m
+}()
+
+// limitUnsaid matches an error that met the limit errno, whose message
+// does not say limitAdvice's advice already.
+func limitUnsaid(errno syscall.Errno) func(error) bool {
+	return func(err error) bool {
+		return errors.Is(err, errno) && !strings.Contains(err.Error(), limitAdvice(err))
+	}
 }
 
 // foreignCacheAdvice is the advice for root's default cache found to be

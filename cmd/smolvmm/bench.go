@@ -617,6 +617,11 @@ func checkBenchKVM(c *cli.Context) error {
 type benchFailedError struct{ err error }
 
 func (e *benchFailedError) Error() string {
+	// An errno in the error is the bench's own, before the VM's start
+	// (a pipe, the fork): a boot that ran fails with its own stderr.
+	if errors.Is(e.err, syscall.EMFILE) || errors.Is(e.err, syscall.ENFILE) {
+		return "the bench ran out of file descriptors before it could start smolvmm's VM; the results above say where"
+	}
 	return "smolvmm's boots failed; the results above say why"
 }
 

@@ -369,8 +369,12 @@ func checkWritable(what string, path string) error {
 // flag and its value, "image X", "kernel X (replaced in place)") whose
 // directory dir takes no new file (err): give another path, by the flag
 // that names it; for a directory the command picked, the current one, cd
-// to another.
+// to another. A limit of the process or the system that was met
+// (limitAdvice: open files) is no fault of the directory.
 func writableAdvice(what, dir string, err error) string {
+	if a := limitAdvice(err); a != "" { // advice.go
+		return a
+	}
 	flag, _, _ := strings.Cut(what, " ")
 	switch flag {
 	case "image":

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/smolvmm/smolvmm/guests"
+	"github.com/smolvmm/smolvmm/internal/atomicfile"
+)
+
+// nofileAdvice is the advice for EMFILE under RLIMIT_NOFILE limit.
+func nofileAdvice(limit int) string {
+	return "(the process's limit of open files (RLIMIT_NOFILE, " + strconv.Itoa(limit) + ") is reached: raise it with ulimit -n, or LimitNOFILE= in a systemd unit)"
+}
+
+// TestOutOfDescriptorsAdvice: a command that runs out of descriptors
+// (EMFILE) at RLIMIT_NOFILE 12 to 20, or with a few inherited, says the
+// limit and how to raise it, and blames nothing else: mkimg's check of
+// its output said "give -i a path in a directory you can write", run,
+// demo and net said nothing, and bench said "smolvmm's boots failed"
+// where it started no VM. Each command must meet EMFILE at one limit at
+// least, or the test proves nothing of it.
+func TestOutOfDescriptorsAdvice(t *testing.T) {
+	bin := smolvmmBin(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "f"), []byte("hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type cmd struct {
+		name  string
+		args  []string
+		extra int    // descriptors inherited at limit 12, instead of limits 12 to 20
+		must  string // what one EMFILE run at least said
+		not   string // what none may say
+	}
+	cmds := []cmd{
+		{name: "mkimg", args: []string{"mkimg", "-f", "--data", data, "-i", "y.img"}, extra: 5,
+			must: "smolvmm mkimg: image y.img: cannot be written: ", not: "give -i"},
+		{name: "net", args: []string{"net", "--socket", filepath.Join(dir, "n.sock")}},
+	}
+	if kvmUsable() {
+		counter := guests.ForTest(t, "counter")
+		vblk := guests.ForTest(t, "vblk")
+		cmds = append(cmds,
+			cmd{name: "run", args: []string{"run", "-k", counter, "--net", "none"}},
+			cmd{name: "run --snapshot", args: []string{"run", "-k", counter, "--net", "none", "--snapshot", "r.snap", "--snapshot-exit"}},
+			cmd{name: "run --share", args: []string{"run", "-k", vblk, "--share", data, "--net", "none"}},
+			cmd{name: "demo", args: []string{"demo"}},
+			cmd{name: "bench", args: []string{"bench", "-n", "1", "--warmup", "0", "--net", "none"},
+				must: "smolvmm bench: the bench ran out of file descriptors before it could start smolvmm's VM; the results above say where (", not: "smolvmm's boots failed"})
+	}
+	for _, c := range cmds {
+		t.Run(c.name, func(t *testing.T) {
+			met := 0
+			said := false
+			try := func(limit, extra int) {
+				status, stdout, stderr := runNofileTimed(t, bin, limit, extra, c.args)
+				// Refused at start (TestInheritedFullTable), or no EMFILE
+				// (bench's results, on stdout, say it).
+				if !strings.Contains(stdout+stderr, "too many open files") || strings.Contains(stderr, "descriptors at start") {
+					return
+				}
+				met++
+				last := stderr[strings.LastIndex(strings.TrimSuffix(stderr, "\n"), "\n")+1:]
+				if status != 1 || !strings.HasSuffix(last, nofileAdvice(limit)+"\n") || c.not != "" && strings.Contains(stderr, c.not) {
+					t.Errorf("limit %d, %d inherited: status %d, stderr:\n%s\nwant status 1 and the last line ending %s", limit, extra, status, stderr, nofileAdvice(limit))
+				}
+				if c.must != "" && strings.HasPrefix(last, c.must) {
+					said = true
+				}
+			}
+			if c.extra > 0 {
+				for extra := range c.extra + 1 {
+					try(minOpenFiles, extra)
+				}
+			} else {
+				for limit := minOpenFiles; limit <= 20; limit++ {
+					try(limit, 0)
+				}
+			}
+			if met == 0 {
+				t.Fatal("no limit tried ran it out of descriptors")
+			}
+			if c.must != "" && !said {
+				t.Errorf("no run said %q", c.must)
+			}
+		})
+	}
+}
+
+// runNofileTimed is runNofile, but kills bin after 10 s, as a command
+// that found room for all it needs may run on (net), and returns its
+// stdout too.
+func runNofileTimed(t *testing.T, bin string, limit, extra int, args []string) (status int, stdout, stderr string) {
+	t.Helper()
+	c := exec.Command("/bin/sh", append([]string{"-c", `ulimit -n "$0" && exec "$@"`, strconv.Itoa(limit), bin}, args...)...)
+	c.Dir = t.TempDir()
+	for range extra {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		c.ExtraFiles = append(c.ExtraFiles, f)
+	}
+	var out, errOut bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errOut
+	c.WaitDelay = time.Second
+	timer := time.AfterFunc(10*time.Second, func() { c.Process.Kill() })
+	defer timer.Stop()
+	err := c.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return c.ProcessState.ExitCode(), out.String(), errOut.String()
+}
+
+// TestWritableAdviceLimits: a limit met while proving an output
+// writable is said as that limit, not as the directory's fault.
+func TestWritableAdviceLimits(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{syscall.EMFILE, "the process's limit of open files (RLIMIT_NOFILE, "},
+		{syscall.ENFILE, "the system's table of open files is full: raise fs.file-max with sysctl"},
+		{syscall.ENOSPC, "free some space there, or give -i a path on another file system"},
+		{syscall.EACCES, "give -i a path in a directory you can write, or cd to one"},
+	}
+	for _, tt := range tests {
+		err := &atomicfile.DirError{Dir: ".", Err: &os.PathError{Op: "dup", Path: ".x.tmp", Err: tt.err}}
+		got := writableAdvice("image x.img", ".", err)
+		if !strings.HasPrefix(got, tt.want) {
+			t.Errorf("%v: %q, want %q...", tt.err, got, tt.want)
+		}
+		// Said once: the table adds no second advice to it.
+		said := "image x.img: cannot be written: (" + got + ")"
+		if msg := advise(&fileError{said, err}); msg != said {
+			t.Errorf("%v: advised again: %s", tt.err, msg)
+		}
+	}
+}
