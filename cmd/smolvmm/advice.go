@@ -115,11 +115,13 @@ var adviceTable = []advice{
 	// met, once (writableAdvice says them too).
 	{is: limitUnsaid(syscall.EMFILE), say: limitAdvice},
 	{is: limitUnsaid(syscall.ENFILE), say: limitAdvice},
+	{is: limitUnsaid(syscall.EFBIG), say: limitAdvice},
 }
 
 // limitAdvice is the advice for a limit of the host that err met: the
-// process's open files (EMFILE), or the system's (ENFILE). "" for any
-// other error.
+// process's open files (EMFILE), the system's (ENFILE), or the size of a
+// file (EFBIG), set by RLIMIT_FSIZE or the file system's own. "" for
+// any other error.
 func limitAdvice(err error) string {
 	switch {
 	case errors.Is(err, syscall.EMFILE):
@@ -130,6 +132,12 @@ func limitAdvice(err error) string {
 		return "the process's limit of open files (" + limit + ") is reached: raise it with ulimit -n, or LimitNOFILE= in a systemd unit"
 	case errors.Is(err, syscall.ENFILE):
 		return "the system's table of open files is full: raise fs.file-max with sysctl, or end processes that hold many files open"
+	case errors.Is(err, syscall.EFBIG):
+		if n := startLimits[unix.RLIMIT_FSIZE]; n != unix.RLIM_INFINITY {
+			return "a file-size limit of " + sizeSaid(n) + " (RLIMIT_FSIZE) is set: raise it with ulimit -f, or LimitFSIZE= in a systemd unit"
+		}
+		// No limit of the process's: the file system's largest file.
+		return "the file system that holds it takes no larger file: write it on another file system"
 	}
 	return ""
 }
@@ -140,7 +148,7 @@ func limitAdvice(err error) string {
 // hard limit before this runs). An unreadable one is RLIM_INFINITY.
 var startLimits = func() map[int]uint64 {
 	m := map[int]uint64{}
-	for _, res := range []int{unix.RLIMIT_NOFILE} {
+	for _, res := range []int{unix.RLIMIT_NOFILE, unix.RLIMIT_FSIZE} {
 		var lim unix.Rlimit
 		m[res] = unix.RLIM_INFINITY
 		if unix.Getrlimit(res, &lim) == nil {
@@ -156,6 +164,14 @@ func limitUnsaid(errno syscall.Errno) func(error) bool {
 	return func(err error) bool {
 		return errors.Is(err, errno) && !strings.Contains(err.Error(), limitAdvice(err))
 	}
+}
+
+// sizeSaid is n bytes in MiB, or in bytes when not a whole MiB.
+func sizeSaid(n uint64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // foreignCacheAdvice is the advice for root's default cache found to be

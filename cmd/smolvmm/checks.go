@@ -370,7 +370,7 @@ func checkWritable(what string, path string) error {
 // directory dir takes no new file (err): give another path, by the flag
 // that names it; for a directory the command picked, the current one, cd
 // to another. A limit of the process or the system that was met
-// (limitAdvice: open files) is no fault of the directory.
+// (limitAdvice: open files, a file's size) is no fault of the directory.
 func writableAdvice(what, dir string, err error) string {
 	if a := limitAdvice(err); a != "" { // advice.go
 		return a

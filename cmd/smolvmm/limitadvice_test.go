@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smolvmm/smolvmm/fetch/fetchtest"
 	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/internal/atomicfile"
 )
@@ -137,12 +139,18 @@ func TestWritableAdviceLimits(t *testing.T) {
 	}{
 		{syscall.EMFILE, "the process's limit of open files (RLIMIT_NOFILE, "},
 		{syscall.ENFILE, "the system's table of open files is full: raise fs.file-max with sysctl"},
+		{syscall.EFBIG, "the file system that holds it takes no larger file: write it on another file system"},
 		{syscall.ENOSPC, "free some space there, or give -i a path on another file system"},
 		{syscall.EACCES, "give -i a path in a directory you can write, or cd to one"},
 	}
 	for _, tt := range tests {
 		err := &atomicfile.DirError{Dir: ".", Err: &os.PathError{Op: "dup", Path: ".x.tmp", Err: tt.err}}
 		got := writableAdvice("image x.img", ".", err)
+		var fsize syscall.Rlimit
+		if tt.err == syscall.EFBIG && (syscall.Getrlimit(syscall.RLIMIT_FSIZE, &fsize) != nil || fsize.Cur != ^uint64(0)) {
+			// The test's own limit, if any, is the one said.
+			tt.want = "a file-size limit of "
+		}
 		if !strings.HasPrefix(got, tt.want) {
 			t.Errorf("%v: %q, want %q...", tt.err, got, tt.want)
 		}
@@ -151,5 +159,57 @@ func TestWritableAdviceLimits(t *testing.T) {
 		if msg := advise(&fileError{said, err}); msg != said {
 			t.Errorf("%v: advised again: %s", tt.err, msg)
 		}
+	}
+}
+
+// TestFileSizeLimitAdvice: a file cut short by RLIMIT_FSIZE (EFBIG, "file
+// too large") is said with the limit and how to raise it, by every
+// command that writes a file larger than 1 MiB: it was said as nothing.
+func TestFileSizeLimitAdvice(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("no prlimit (util-linux) to set RLIMIT_FSIZE with")
+	}
+	bin := smolvmmBin(t)
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big")
+	if err := os.Mkdir(big, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(big, "f"), bytes.Repeat([]byte("x"), 3<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: bytes.Repeat([]byte("k"), 2<<20),
+		Sets: map[string][]byte{"rescue.tgz": fetchtest.RescueSet()}})
+	defer srv.Close()
+	tests := []struct {
+		name string
+		args []string
+		kvm  bool
+	}{
+		{"mkimg", []string{"mkimg", "-f", "--data", big, "-i", filepath.Join(dir, "z.img")}, false},
+		{"fetch", []string{"fetch", "--mirror", srv.Mirror(), "--cache", filepath.Join(dir, "cache")}, false},
+		{"run --share", []string{"run", "-k", "VBLK", "--share", big, "--net", "none"}, true},
+		{"run --snapshot", []string{"run", "-k", "COUNTER", "--net", "none", "--snapshot", filepath.Join(dir, "s.snap"), "--snapshot-exit"}, true},
+	}
+	const want = "file too large (a file-size limit of 1 MiB (RLIMIT_FSIZE) is set: raise it with ulimit -f, or LimitFSIZE= in a systemd unit)\n"
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.kvm && !kvmUsable() {
+				t.Skip("no usable /dev/kvm")
+			}
+			for i, a := range tt.args {
+				switch a {
+				case "VBLK":
+					tt.args[i] = guests.ForTest(t, "vblk")
+				case "COUNTER":
+					tt.args[i] = guests.ForTest(t, "counter")
+				}
+			}
+			status, stderr := runLimited(t, []string{prlimit, fmt.Sprintf("--fsize=%d", 1<<20)}, bin, tt.args...)
+			if status != 1 || !strings.HasSuffix(stderr, want) {
+				t.Fatalf("status %d, stderr:\n%s\nwant 1, ending %q", status, stderr, want)
+			}
+		})
 	}
 }
