@@ -213,3 +213,45 @@ func TestFileSizeLimitAdvice(t *testing.T) {
 		})
 	}
 }
+
+// TestShareFullTMPDIR: --share on a full TMPDIR says that TMPDIR's file
+// system is full and to set TMPDIR elsewhere: it said "write the image
+// elsewhere", which no flag does.
+func TestShareFullTMPDIR(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("no usable /dev/kvm")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	bin := smolvmmBin(t)
+	tmp := t.TempDir()
+	if err := syscall.Mount("tmpfs", tmp, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("mount a 1 MiB tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(tmp, syscall.MNT_DETACH) })
+	// Filled to its last block.
+	f, err := os.Create(filepath.Join(tmp, "fill"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.Write(make([]byte, 2<<20))
+	f.Close()
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling the tmpfs: %v", err)
+	}
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "f"), []byte("hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := exec.Command(bin, "run", "-k", guests.ForTest(t, "vblk"), "--share", data, "--net", "none")
+	c.Env = append(os.Environ(), "TMPDIR="+tmp)
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	err = c.Run()
+	prefix := "smolvmm run: --share " + data + ": the file system of " + tmp + ", where its image is built (TMPDIR), is full: "
+	const suffix = ": no space left on device (free some space there, or set TMPDIR to a directory on a file system with room)\n"
+	if exitCode := c.ProcessState.ExitCode(); exitCode != 1 || !strings.HasPrefix(stderr.String(), prefix) || !strings.HasSuffix(stderr.String(), suffix) || strings.Contains(stderr.String(), "write the image elsewhere") {
+		t.Fatalf("%v, stderr:\n%s\nwant status 1, %q...%q", err, stderr.String(), prefix, suffix)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -237,13 +238,13 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 		// one has died.
 		tmp, release, err := staledir.Make(shareTempPrefix+"*", nil)
 		if err != nil {
-			return cfg, cleanup, fmt.Errorf("--share %s: %w", spec, err)
+			return cfg, cleanup, shareImageError(spec, err)
 		}
 		temps = append(temps, tmp)
 		releases = append(releases, release)
 		img := filepath.Join(tmp, "share.img")
 		if err := imagebuilder.BuildDataImageTemporary(ctx, dir, img, imagebuilder.DataFAT32, 0, temps...); err != nil {
-			return cfg, cleanup, fmt.Errorf("--share %s: %w", spec, err)
+			return cfg, cleanup, shareImageError(spec, err)
 		}
 		cfg.Disks = append(cfg.Disks, blk.Spec{Path: img,
 			Options: blk.Options{ReadOnly: ro, Serial: shareSerial(dir)}})
@@ -297,6 +298,27 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 		cfg.ReadyAddr = "127.0.0.1:" + strconv.Itoa(p)
 	}
 	return cfg, cleanup, nil
+}
+
+// shareImageError is err of building --share spec's image, or its
+// directory, in TMPDIR. A full file system is TMPDIR's, which no flag
+// changes: the builder's advice, to write the image elsewhere, names no
+// way to.
+func shareImageError(spec string, err error) error {
+	full := "is full"
+	switch {
+	case errors.Is(err, syscall.EDQUOT):
+		full = "has no room left in your quota"
+	case !errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("--share %s: %w", spec, err)
+	}
+	// The file that found no room, not the builder's advice around it.
+	cause := err
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		cause = pe
+	}
+	return &fileError{fmt.Sprintf("--share %s: the file system of %s, where its image is built (TMPDIR), %s: %v (free some space there, or set TMPDIR to a directory on a file system with room)", spec, os.TempDir(), full, cause), err} // checks.go
 }
 
 // freeReadModules is how many bytes of modules read instead of mapped
