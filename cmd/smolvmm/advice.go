@@ -116,6 +116,10 @@ var adviceTable = []advice{
 	{is: limitUnsaid(syscall.EMFILE), say: limitAdvice},
 	{is: limitUnsaid(syscall.ENFILE), say: limitAdvice},
 	{is: limitUnsaid(syscall.EFBIG), say: limitAdvice},
+	// A boot's: vmFlagHint's smaller -m stays, with the limits.
+	{is: bootMemoryLimited, lib: "use a smaller -m", say: func(error) string { return "use a smaller -m, or raise " + memoryLimits() }},
+	// A restore's memory is the snapshot's: -m cannot make it smaller.
+	{is: restoreMemoryRefused, say: restoreMemoryAdvice},
 }
 
 // limitAdvice is the advice for a limit of the host that err met: the
@@ -142,13 +146,13 @@ func limitAdvice(err error) string {
 	return ""
 }
 
-// startLimits are the soft limits limitAdvice names, by
+// startLimits are the soft limits limitAdvice and memoryLimits name, by
 // resource, read at start: the VMM's seccomp filter refuses prlimit64
 // later, and smolvmm changes none of them (os raised RLIMIT_NOFILE to the
 // hard limit before this runs). An unreadable one is RLIM_INFINITY.
 var startLimits = func() map[int]uint64 {
 	m := map[int]uint64{}
-	for _, res := range []int{unix.RLIMIT_NOFILE, unix.RLIMIT_FSIZE} {
+	for _, res := range []int{unix.RLIMIT_NOFILE, unix.RLIMIT_FSIZE, unix.RLIMIT_AS, unix.RLIMIT_DATA} {
 		var lim unix.Rlimit
 		m[res] = unix.RLIM_INFINITY
 		if unix.Getrlimit(res, &lim) == nil {
@@ -172,6 +176,53 @@ func sizeSaid(n uint64) string {
 		return fmt.Sprintf("%d MiB", n>>20)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// memoryLimits names the limits set on this process that a mapping of the
+// guest's memory counts against, and how to raise them: RLIMIT_AS, and
+// RLIMIT_DATA, which counts private writable mappings (Linux 4.7 on). ""
+// when neither is set.
+func memoryLimits() string {
+	var said []string
+	for _, l := range []struct {
+		res         int
+		name, raise string
+	}{
+		{unix.RLIMIT_AS, "RLIMIT_AS", "ulimit -v, or LimitAS= in a systemd unit"},
+		{unix.RLIMIT_DATA, "RLIMIT_DATA", "ulimit -d, or LimitDATA= in a systemd unit"},
+	} {
+		if n := startLimits[l.res]; n != unix.RLIM_INFINITY {
+			said = append(said, fmt.Sprintf("%s, now %s (%s)", l.name, sizeSaid(n), l.raise))
+		}
+	}
+	return strings.Join(said, " and ")
+}
+
+// bootMemoryLimited reports whether err is a boot's guest memory the
+// host refused while a limit memoryLimits names is set.
+func bootMemoryLimited(err error) bool {
+	var ve *vmm.Error
+	return errors.As(err, &ve) && ve.Field == "MemoryMiB" && errors.Is(err, syscall.ENOMEM) && memoryLimits() != ""
+}
+
+// restoreMemoryRefused reports whether err is a restore whose mapping of
+// the snapshot's memory the host refused.
+func restoreMemoryRefused(err error) bool {
+	var ve *vmm.Error
+	return errors.As(err, &ve) && ve.Op == "restore" && errors.Is(err, syscall.ENOMEM)
+}
+
+// restoreMemoryAdvice is the advice for a restore's memory refused: the
+// guest gets the snapshot's memory size, which -m cannot change, so the
+// limits are what to raise, or the snapshot to take of a smaller VM.
+func restoreMemoryAdvice(error) string {
+	a := "the host refused the memory of the snapshot's guest, whose size -m cannot change: "
+	if l := memoryLimits(); l != "" {
+		a += "raise " + l + ", "
+	} else {
+		a += "free memory on the host, or raise its memory limit, "
+	}
+	return a + "or snapshot a VM with a smaller -m"
 }
 
 // foreignCacheAdvice is the advice for root's default cache found to be

@@ -255,3 +255,45 @@ func TestShareFullTMPDIR(t *testing.T) {
 		t.Fatalf("%v, stderr:\n%s\nwant status 1, %q...%q", err, stderr.String(), prefix, suffix)
 	}
 }
+
+// TestGuestMemoryLimitAdvice: guest memory the host refuses under
+// RLIMIT_AS or RLIMIT_DATA is said with the limit and how to raise it; a
+// restore, whose memory -m does not change, is not told to use a smaller
+// -m, but to snapshot a smaller VM. A restore said nothing, a boot only
+// "use a smaller -m".
+func TestGuestMemoryLimitAdvice(t *testing.T) {
+	if !kvmUsable() {
+		t.Skip("no usable /dev/kvm")
+	}
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("no prlimit (util-linux) to set RLIMIT_AS and RLIMIT_DATA with")
+	}
+	bin := smolvmmBin(t)
+	counter := guests.ForTest(t, "counter")
+	snap := filepath.Join(t.TempDir(), "s.snap")
+	if out, err := exec.Command(bin, "run", "-k", counter, "-m", "128", "--net", "none", "--snapshot", snap, "--snapshot-exit").CombinedOutput(); err != nil {
+		t.Fatalf("taking the snapshot: %v\n%s", err, out)
+	}
+	tests := []struct {
+		name  string
+		limit string
+		args  []string
+		want  string
+	}{
+		{"boot, RLIMIT_AS", "--as=838860800", []string{"run", "-k", counter, "-m", "1024", "--net", "none"},
+			"smolvmm run: mmap guest memory: cannot allocate memory (use a smaller -m, or raise RLIMIT_AS, now 800 MiB (ulimit -v, or LimitAS= in a systemd unit))\n"},
+		{"boot, RLIMIT_DATA", "--data=314572800", []string{"run", "-k", counter, "-m", "512", "--net", "none"},
+			"smolvmm run: mmap guest memory: cannot allocate memory (use a smaller -m, or raise RLIMIT_DATA, now 300 MiB (ulimit -d, or LimitDATA= in a systemd unit))\n"},
+		{"restore, RLIMIT_DATA", "--data=104857600", []string{"run", "--restore", snap, "--net", "none"},
+			"smolvmm run: restore: snapshot " + snap + ": mmap memory section: cannot allocate memory (the host refused the memory of the snapshot's guest, whose size -m cannot change: raise RLIMIT_DATA, now 100 MiB (ulimit -d, or LimitDATA= in a systemd unit), or snapshot a VM with a smaller -m)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, stderr := runLimited(t, []string{prlimit, tt.limit}, bin, tt.args...)
+			if status != 1 || stderr != tt.want {
+				t.Fatalf("status %d, stderr:\n%s\nwant 1,\n%s", status, stderr, tt.want)
+			}
+		})
+	}
+}
