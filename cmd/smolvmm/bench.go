@@ -872,16 +872,7 @@ func parallelLimitError(n int, err error) error {
 	if !errors.As(err, &le) {
 		return err
 	}
-	raise := map[string]string{
-		"RLIMIT_NOFILE":      "ulimit -n",
-		"RLIMIT_NPROC":       "ulimit -u",
-		"kernel.threads-max": "sysctl kernel.threads-max",
-		"kernel.pid_max":     "sysctl kernel.pid_max",
-	}[le.Limit]
-	if raise == "" {
-		raise = "the cgroup's pids.max (systemd: TasksMax=)"
-	}
-	return usageErrorf("smolvmm bench: --parallel %d: %s (give a smaller --parallel, or raise the limit: %s)", n, le.Why(), raise)
+	return usageErrorf("smolvmm bench: --parallel %d: %s (give a smaller --parallel, or raise the limit: %s)", n, le.Why(), limitRaise(le.Limit)) // run.go
 }
 
 // benchSharedNetwork is the shared network --net spec names, as bench

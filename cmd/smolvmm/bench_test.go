@@ -848,7 +848,7 @@ func TestBenchParallelUnderProcessLimit(t *testing.T) {
 		stderr   *regexp.Regexp
 	}{
 		{"refused", 40, 20, 2, regexp.MustCompile(`^$`),
-			regexp.MustCompile(`^smolvmm bench: --parallel 20: RLIMIT_NPROC is 40, with \d+ processes and threads of this user and \d+ more kept for the bench's own threads, and each VM takes \d+: room for [0-3] VMs at most \(give a smaller --parallel, or raise the limit: ulimit -u\)\n$`)},
+			regexp.MustCompile(`^smolvmm bench: --parallel 20: RLIMIT_NPROC is 40, with \d+ processes and threads of this user and \d+ more kept for the bench's own threads, and each VM takes \d+: room for [0-3] VMs at most \(give a smaller --parallel, or raise the limit: ulimit -u, or LimitNPROC= in a systemd unit\)\n$`)},
 		{"fits", 80, 2, 0, regexp.MustCompile(`(?m)^started 2, failed 0; all ready after `),
 			regexp.MustCompile(`^smolvmm bench: starting 2 VMs at once\n$`)},
 	}
@@ -899,11 +899,12 @@ func TestHubVMsError(t *testing.T) {
 }
 
 // TestParallelLimitAdvice: each limit that refuses --parallel comes with
-// what raises it.
+// what raises it, in run's words (limitRaise): bench's own copy of them
+// said ulimit -u alone.
 func TestParallelLimitAdvice(t *testing.T) {
 	tests := []struct{ limit, raise string }{
 		{"RLIMIT_NOFILE", "ulimit -n"},
-		{"RLIMIT_NPROC", "ulimit -u"},
+		{"RLIMIT_NPROC", "ulimit -u, or LimitNPROC= in a systemd unit"},
 		{"kernel.threads-max", "sysctl kernel.threads-max"},
 		{"kernel.pid_max", "sysctl kernel.pid_max"},
 		{"pids.max of cgroup /user.slice", "the cgroup's pids.max (systemd: TasksMax=)"},
