@@ -85,10 +85,10 @@ func TestOutOfDescriptorsAdvice(t *testing.T) {
 			}
 			if c.extra > 0 {
 				for extra := range c.extra + 1 {
-					try(minOpenFiles, extra)
+					try(lowestNofile+4, extra)
 				}
 			} else {
-				for limit := minOpenFiles; limit <= 20; limit++ {
+				for limit := lowestNofile; limit <= 20; limit++ {
 					try(limit, 0)
 				}
 			}
@@ -101,6 +101,10 @@ func TestOutOfDescriptorsAdvice(t *testing.T) {
 		})
 	}
 }
+
+// lowestNofile is the lowest RLIMIT_NOFILE TestOutOfDescriptorsAdvice
+// tries: the standard three, the runtime's poller's two and more.
+const lowestNofile = 8
 
 // runNofileTimed is runNofile, but kills bin after 10 s, as a command
 // that found room for all it needs may run on (net), and returns its
