@@ -297,8 +297,10 @@ func benchAction(c *cli.Context) error {
 		if err := benchSetup(ctx, checkDiskFile(d, i, c.String("restore") != "")); err != nil {
 			return err
 		}
-		warnHiddenTail(os.Stderr, "bench", d.Path) // disktail.go
-		warnDiskContent(os.Stderr, "bench", d)
+		if c.String("restore") == "" { // a restore's disk: as run's (run.go)
+			warnHiddenTail(os.Stderr, "bench", d.Path) // disktail.go
+			warnDiskContent(os.Stderr, "bench", d)
+		}
 	}
 
 	self, err := os.Executable()

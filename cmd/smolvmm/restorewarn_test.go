@@ -48,6 +48,15 @@ func TestRestoreDiskNotWarned(t *testing.T) {
 					t.Errorf("%s: status %d, stdout %q, stderr:\n%s\nwant status 1, the guest's count and no warning", strings.Join(args, " "), status, out, stderr)
 				}
 			}
+			for _, args := range [][]string{
+				{"bench", "--restore", snap, "--net", "none", "-n", "1", "--warmup", "0", "-d", img},
+				{"bench", "--restore", snap, "--net", "none", "-n", "1", "--warmup", "0", "-d", "copy.img"},
+			} {
+				_, stderr, status := runCLIIn(t, dir, args...)
+				if status != 0 || strings.Contains(stderr, tt.warning) {
+					t.Errorf("%s: status %d, stderr:\n%s\nwant status 0 and no warning of %q", strings.Join(args, " "), status, stderr, tt.warning)
+				}
+			}
 			_, stderr, _ := runCLIIn(t, dir, "run", "-k", guests.ForTest(t, "counter"), "-m", "16", "-a", "n=5 at=2", "--net", "none", "-d", "copy.img")
 			if n := strings.Count(stderr, "warning: -d copy.img: "); n != 1 || !strings.Contains(stderr, tt.warning) {
 				t.Errorf("a boot on the image warned %d times, want once of %q:\n%s", n, tt.warning, stderr)
