@@ -513,36 +513,55 @@ func forcedBootHint(err error, proto bootplan.Protocol) error {
 	return err
 }
 
-// kernelContentHint is the advice for a -k file that vmm found to be no
-// kernel but a kind of file it names (*vmm.ContentError): what to do
-// with that file instead. It is "" when err holds none, or names no kind
-// (gzip data that decompressed to unknown bytes), which the advice to
-// pass a kernel fits. FILE is -k's, as its help names it: vmm's error
-// has only its base name.
-func kernelContentHint(err error) string {
+// kernelContentHint is the advice for the -k file path that vmm found to
+// be no kernel but a kind of file it names (*vmm.ContentError): what to
+// do with that file instead, its commands naming path and the files they
+// write. It is "" when err holds none, or names no kind (gzip data that
+// decompressed to unknown bytes), which the advice to pass a kernel
+// fits. An empty path is said FILE, as -k's help names it.
+func kernelContentHint(err error, path string) string {
 	var ce *vmm.ContentError
 	if !errors.As(err, &ce) {
 		return ""
 	}
+	in := "FILE"
+	if path != "" {
+		in = shellWord(path) // disktail.go
+	}
+	// out is the file a decompression of path by the tool of suffix
+	// writes: path without it, or, where it has none, path.out.
+	out := func(suffix string) string {
+		if path == "" {
+			return "KERNEL"
+		}
+		if o, ok := strings.CutSuffix(path, suffix); ok && o != "" && !strings.HasSuffix(o, "/") {
+			return shellWord(o)
+		}
+		return shellWord(path + ".out")
+	}
 	switch ce.Content {
 	case "gzip": // vmm decompressed one layer: there are two
-		return "decompress it once, keeping the original, with gunzip -k FILE, and give -k the .gz it writes, such as x.gz from x.gz.gz"
+		o := out(".gz")
+		return fmt.Sprintf("the file is compressed twice: decompress it once, keeping the original, with gzip -dc %s > %s, and give -k %s", in, o, o)
 	case "xz", "bzip2", "zstd":
-		suffix, keep, stream, _ := decompressor(ce.Content) // disktail.go
+		suffix, _, stream, _ := decompressor(ce.Content) // disktail.go
 		if ce.Gunzipped {
-			return fmt.Sprintf("decompress both layers, gzip's then %s's, keeping the original, with gzip -dc FILE | %s > KERNEL, and give -k KERNEL", ce.Content, stream)
+			o := out(suffix + ".gz")
+			return fmt.Sprintf("decompress both layers, gzip's then %s's, keeping the original, with gzip -dc %s | %s > %s, and give -k %s", ce.Content, in, stream, o, o)
 		}
-		return fmt.Sprintf("only gzip data is decompressed: decompress it, keeping the original, with %s FILE, and give -k the file it writes, such as x from x%s", keep, suffix)
+		o := out(suffix)
+		return fmt.Sprintf("only gzip data is decompressed: decompress it, keeping the original, with %s %s > %s, and give -k %s", stream, in, o, o)
 	case "relocatable":
 		return "the file is a kernel module: give it to run with --module, and -k the kernel it was built for"
 	case "ext2":
 		if ce.Gunzipped {
-			return "the file is a gzipped disk image: decompress it, keeping the original, with gunzip -k FILE, give the image it writes with -d, and -k a kernel"
+			o := out(".gz")
+			return fmt.Sprintf("the file is a gzipped disk image: decompress it, keeping the original, with gzip -dc %s > %s, give -d %s, and -k a kernel", in, o, o)
 		}
-		return "the file is a disk image: give it with -d, and -k a kernel"
+		return fmt.Sprintf("the file is a disk image: give it as -d %s, and -k a kernel", in)
 	case "tar":
 		// mkimg reads a set gzipped or not.
-		return "the file is a tar archive (a NetBSD set?): build a root image from it with smolvmm mkimg -x FILE -i IMAGE, boot that with -d IMAGE, and give -k a kernel"
+		return fmt.Sprintf("the file is a tar archive (a NetBSD set?): build a root image from it with smolvmm mkimg -x %s -i IMAGE, boot that with -d IMAGE, and give -k a kernel", in)
 	}
 	return ""
 }
@@ -586,8 +605,8 @@ func vmFlagHint(e *vmm.Error) string {
 			// it again; no kernel) fits, and no flag, --boot least of
 			// all, changes it.
 			return ""
-		case kernelContentHint(e.Err) != "":
-			return kernelContentHint(e.Err)
+		case kernelContentHint(e.Err, "") != "":
+			return kernelContentHint(e.Err, "")
 		case notAKernel(e.Err):
 			return "pass -k a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel, such as netbsd or netbsd-GENERIC.gz; --boot forces a protocol"
 		case e.Hint == "":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,10 +69,10 @@ func TestKernelContentAdvice(t *testing.T) {
 		t.Fatal(err)
 	}
 	const (
-		twice  = "decompress it once, keeping the original, with gunzip -k FILE, and give -k the .gz it writes, such as x.gz from x.gz.gz"
+		twice  = "the file is compressed twice: decompress it once, keeping the original, with gzip -dc counter.gz.gz > counter.gz, and give -k counter.gz"
 		module = "the file is a kernel module: give it to run with --module, and -k the kernel it was built for"
-		disk   = "the file is a disk image: give it with -d, and -k a kernel"
-		set    = "the file is a tar archive (a NetBSD set?): build a root image from it with smolvmm mkimg -x FILE -i IMAGE, boot that with -d IMAGE, and give -k a kernel"
+		disk   = "the file is a disk image: give it as -d root.img, and -k a kernel"
+		set    = "the file is a tar archive (a NetBSD set?): build a root image from it with smolvmm mkimg -x %s -i IMAGE, boot that with -d IMAGE, and give -k a kernel"
 	)
 	kmod := func(*testing.T) []byte { return elftest.Kmod(1, 3011) }
 	run := []string{"run", "-m", "32", "--net", "none"}
@@ -86,15 +87,15 @@ func TestKernelContentAdvice(t *testing.T) {
 		{"gzip of gzip, --boot netbsd", "counter.gz.gz", func(t *testing.T) []byte { return gzipped(t, gzipped(t, kernel)) }, append(run, "--boot", "netbsd"), twice},
 		{"gzip of gzip, bench", "counter.gz.gz", func(t *testing.T) []byte { return gzipped(t, gzipped(t, kernel)) }, bench, twice},
 		{"xz", "counter.xz", func(t *testing.T) []byte { return compressedBy(t, "xz", kernel) }, run,
-			"only gzip data is decompressed: decompress it, keeping the original, with xz -dk FILE, and give -k the file it writes, such as x from x.xz"},
+			"only gzip data is decompressed: decompress it, keeping the original, with xz -dc counter.xz > counter, and give -k counter"},
 		{"bzip2", "counter.bz2", func(t *testing.T) []byte { return bzipped(t, kernel) }, run, // disksets_test.go
-			"only gzip data is decompressed: decompress it, keeping the original, with bunzip2 -k FILE, and give -k the file it writes, such as x from x.bz2"},
+			"only gzip data is decompressed: decompress it, keeping the original, with bzip2 -dc counter.bz2 > counter, and give -k counter"},
 		{"zstd", "counter.zst", func(t *testing.T) []byte { return compressedBy(t, "zstd", kernel) }, run,
-			"only gzip data is decompressed: decompress it, keeping the original, with zstd -d FILE, and give -k the file it writes, such as x from x.zst"},
+			"only gzip data is decompressed: decompress it, keeping the original, with zstd -dc counter.zst > counter, and give -k counter"},
 		{"xz inside gzip", "counter.xz.gz", func(t *testing.T) []byte { return gzipped(t, compressedBy(t, "xz", kernel)) }, run,
-			"decompress both layers, gzip's then xz's, keeping the original, with gzip -dc FILE | xz -dc > KERNEL, and give -k KERNEL"},
+			"decompress both layers, gzip's then xz's, keeping the original, with gzip -dc counter.xz.gz | xz -dc > counter, and give -k counter"},
 		{"zstd inside gzip", "counter.zst.gz", func(t *testing.T) []byte { return gzipped(t, compressedBy(t, "zstd", kernel)) }, run,
-			"decompress both layers, gzip's then zstd's, keeping the original, with gzip -dc FILE | zstd -dc > KERNEL, and give -k KERNEL"},
+			"decompress both layers, gzip's then zstd's, keeping the original, with gzip -dc counter.zst.gz | zstd -dc > counter, and give -k counter"},
 		{"kernel module", "m.kmod", kmod, run, module},
 		{"kernel module, --boot netbsd", "m.kmod", kmod, append(run, "--boot", "netbsd"), module},
 		{"kernel module, --boot multiboot", "m.kmod", kmod, append(run, "--boot", "multiboot"), module},
@@ -109,10 +110,16 @@ func TestKernelContentAdvice(t *testing.T) {
 		}, append(run, "--boot", "netbsd"), module},
 		{"ext2 image", "root.img", ext2Image, run, disk},
 		{"gzipped ext2 image", "root.img.gz", func(t *testing.T) []byte { return gzipped(t, ext2Image(t)) }, run,
-			"the file is a gzipped disk image: decompress it, keeping the original, with gunzip -k FILE, give the image it writes with -d, and -k a kernel"},
-		{"tar", "base.tar", setTar, run, set}, // disksets_test.go
-		{"gzipped tar", "base.tgz", func(t *testing.T) []byte { return gzipped(t, setTar(t)) }, run, set},
-		{"gzipped tar, --boot multiboot", "base.tgz", func(t *testing.T) []byte { return gzipped(t, setTar(t)) }, append(run, "--boot", "multiboot"), set},
+			"the file is a gzipped disk image: decompress it, keeping the original, with gzip -dc root.img.gz > root.img, give -d root.img, and -k a kernel"},
+		{"tar", "base.tar", setTar, run, fmt.Sprintf(set, "base.tar")}, // disksets_test.go
+		{"gzipped tar", "base.tgz", func(t *testing.T) []byte { return gzipped(t, setTar(t)) }, run, fmt.Sprintf(set, "base.tgz")},
+		{"gzipped tar, --boot multiboot", "base.tgz", func(t *testing.T) []byte { return gzipped(t, setTar(t)) }, append(run, "--boot", "multiboot"), fmt.Sprintf(set, "base.tgz")},
+		// Named as a shell reads it; one without the suffix decompresses
+		// beside itself.
+		{"gzip of gzip, a space in the name", "my kernel.gz.gz", func(t *testing.T) []byte { return gzipped(t, gzipped(t, kernel)) }, run,
+			"the file is compressed twice: decompress it once, keeping the original, with gzip -dc 'my kernel.gz.gz' > 'my kernel.gz', and give -k 'my kernel.gz'"},
+		{"xz without its suffix", "counter", func(t *testing.T) []byte { return compressedBy(t, "xz", kernel) }, run,
+			"only gzip data is decompressed: decompress it, keeping the original, with xz -dc counter > counter.out, and give -k counter.out"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

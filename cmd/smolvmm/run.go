@@ -710,13 +710,21 @@ func printBackendStats(c *cli.Context, b vnet.Backend) {
 
 // kernelLoadError is the CLI's error for vmm's err loading the kernel by
 // proto (New's, or CheckKernel's) from the file kernel (-k's; "" for a
-// restore or the built-in guest): advice for a forced protocol, or for a
-// snapshot given as the kernel, and status 2 for a mistake in -a or a
+// restore or the built-in guest): advice for a forced protocol, for a
+// snapshot given as the kernel, or for a file of another kind (a set, a
+// disk image, a module, kernel compressed otherwise), naming the file,
+// and status 2 for a mistake in -a or a
 // module's type, which only the kernel's protocol tells
 // (multiboot.ErrAppend, for a NetBSD kernel booted by multiboot, is
 // netbsdboot.ErrAppend too).
 func kernelLoadError(err error, proto bootplan.Protocol, kernel string) error {
 	snapshotAsKernelHint(err, kernel)
+	if ve := (*vmm.Error)(nil); errors.As(err, &ve) && ve.Field == "Kernel" {
+		if hint := kernelContentHint(ve.Err, kernel); hint != "" && kernel != "" {
+			ve.Field = "" // the hint is complete, naming the file
+			ve.Hint = hint
+		}
+	}
 	err = forcedBootHint(err, proto) // advice.go: for a kernel after all
 	if errors.Is(err, netbsdboot.ErrAppend) || errors.Is(err, netbsdboot.ErrModuleType) {
 		err = usageStatus{err}
