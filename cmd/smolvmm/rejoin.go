@@ -149,7 +149,7 @@ func checkRejoin(c *cli.Context, nc *netConfig) {
 		}
 		advice = rejoinAdvice(user, creds)
 	}
-	fmt.Fprintf(os.Stderr, "smolvmm %s: warning: --net %s: the VM could not rejoin this network after its daemon restarts: %s; it would stay offline from then on%s\n", commandSaid(c), nc.Spec, rc.why, advice)
+	warnf(os.Stderr, commandSaid(c), "--net %s: the VM could not rejoin this network after its daemon restarts: %s; it would stay offline from then on%s", nc.Spec, rc.why, advice)
 }
 
 // rejoinAdvice is the warning's advice for a VMM that will run as creds

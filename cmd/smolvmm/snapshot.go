@@ -725,7 +725,7 @@ func restoreNet(c *cli.Context) error {
 			// second run, which said it already.
 			if _, child := os.LookupEnv(jailEnv); !child {
 				if w := restoreNetWarning(snet, c.String("net")); w != "" {
-					fmt.Fprintf(stderrOut, "smolvmm %s: warning: --restore %s: %s\n", commandSaid(c), path, w)
+					warnf(stderrOut, commandSaid(c), "--restore %s: %s", path, w)
 				}
 			}
 			return nil
@@ -791,7 +791,7 @@ func warnCreatedTap(c *cli.Context, path, spec string) {
 	if _, err := net.InterfaceByName(name); err == nil {
 		return
 	}
-	fmt.Fprintf(stderrOut, "smolvmm %s: warning: --restore %s: its VM was on --net %s, and there is no tap %s here: it is created for the VM (and removed when it ends), on no bridge, so the guest's network is not there unless one is set up; give --net for another network\n", commandSaid(c), path, spec, name)
+	warnf(stderrOut, commandSaid(c), "--restore %s: its VM was on --net %s, and there is no tap %s here: it is created for the VM (and removed when it ends), on no bridge, so the guest's network is not there unless one is set up; give --net for another network", path, spec, name)
 }
 
 // verifySnapshotHeader checks the digest over the header and the state
@@ -967,7 +967,7 @@ func noteRestoreJoin(c *cli.Context, nc netConfig, joined netip.Addr, raw bool) 
 		if raw {
 			eol = "\r\n"
 		}
-		fmt.Fprintf(stderrOut, "smolvmm %s: note: --restore %s: %s%s", commandSaid(c), path, note, eol)
+		fmt.Fprint(stderrOut, noticeLine(commandSaid(c), "note", "--restore "+path+": "+note)+eol)
 	}
 }
 
@@ -1122,7 +1122,7 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (run *snapRun, done func() e
 			// The guest runs on, and a Ctrl-A s may yet write one: a
 			// failed attempt, said now, as a Ctrl-A s's is.
 			run.failures.add(err)
-			fmt.Fprintf(stderrOut, "\r\nsmolvmm %s: warning: snapshot at ready: %v\r\n", commandSaid(c), snapshotWriteAdvice(t, err))
+			fmt.Fprint(stderrOut, "\r\n"+noticeLine(commandSaid(c), "warning", fmt.Sprintf("snapshot at ready: %v", snapshotWriteAdvice(t, err)))+"\r\n")
 			return
 		}
 		if c.Bool("verbose") || c.Bool("timings") {
