@@ -57,8 +57,8 @@ func warnHiddenTail(w io.Writer, cmd, path string) {
 	if hidden == 0 {
 		return
 	}
-	fmt.Fprintf(w, "smolvmm %s: warning: -d %s: the image is %d bytes, not a whole number of %d-byte sectors, so the guest sees only %d of them and not the last %d; pad it to whole sectors with: truncate -s %%%d %s\n",
-		cmd, path, st.Size(), blk.SectorSize, st.Size()-hidden, hidden, blk.SectorSize, shellWord(path))
+	warnf(w, cmd, "-d %s: the image is %d bytes, not a whole number of %d-byte sectors, so the guest sees only %d of them and not the last %d; pad it to whole sectors with: truncate -s %%%d %s",
+		path, st.Size(), blk.SectorSize, st.Size()-hidden, hidden, blk.SectorSize, shellWord(path))
 }
 
 // warnDiskContent warns on w, for command cmd, when the -d image d starts
@@ -82,11 +82,11 @@ func warnDiskContent(w io.Writer, cmd string, d blk.Spec) {
 	}
 	switch contentOf(b[:n]) {
 	case contentTar:
-		fmt.Fprintf(w, "smolvmm %s: warning: -d %s: it starts with a tar header (ustar), as a tar archive such as a NetBSD set does, not a disk image: the guest sees the archive's bytes as its disk%s; %s\n",
-			cmd, d.Path, write, mkimgAdvice(d.Path, d.Options))
+		warnf(w, cmd, "-d %s: it starts with a tar header (ustar), as a tar archive such as a NetBSD set does, not a disk image: the guest sees the archive's bytes as its disk%s; %s",
+			d.Path, write, mkimgAdvice(d.Path, d.Options))
 	case contentELF:
-		fmt.Fprintf(w, "smolvmm %s: warning: -d %s: it starts with an ELF header, as a kernel does, not a disk image: the guest sees the file's bytes as its disk%s; %s\n",
-			cmd, d.Path, write, kernelAdvice(d.Path))
+		warnf(w, cmd, "-d %s: it starts with an ELF header, as a kernel does, not a disk image: the guest sees the file's bytes as its disk%s; %s",
+			d.Path, write, kernelAdvice(d.Path))
 	}
 }
 

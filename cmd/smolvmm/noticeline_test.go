@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/smolvmm/smolvmm/snapshot"
+	"github.com/smolvmm/smolvmm/virtio/blk"
 )
 
 // checkInertLine fails t unless out is one line, ended by its newline,
@@ -68,5 +72,36 @@ func TestNoticeLine(t *testing.T) {
 		if got := noticeLine(tt.command, tt.kind, tt.msg); got != tt.want {
 			t.Errorf("noticeLine(%q, %q, %q) = %q; want %q", tt.command, tt.kind, tt.msg, got, tt.want)
 		}
+	}
+}
+
+// TestDiskWarningsInert: -d's warnings wrote the image's path raw (the
+// truncate advice's single quotes stop a shell, not a terminal): a file
+// named with an OSC sequence and a newline set the terminal's title and
+// forged a line of smolvmm's. Each warning is now one line, the path's
+// control characters written as Go escapes.
+func TestDiskWarningsInert(t *testing.T) {
+	const name = "a\x1b]0;pwned\x07\nsmolvmm run: fake.img"
+	const escaped = `a\x1b]0;pwned\a\nsmolvmm run: fake.img`
+	tests := []struct {
+		name    string
+		content []byte
+		ro      bool
+		want    string
+	}{
+		{"partial sector", make([]byte, 1000), false, "the image is 1000 bytes"},
+		{"tar", setTar(t), false, "it starts with a tar header"},
+		{"ELF", elfFile(), true, "it starts with an ELF header"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			img := filepath.Join(t.TempDir(), name)
+			if err := os.WriteFile(img, tt.content, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var w bytes.Buffer
+			warnDiskTail(&w, "run", blk.Spec{Path: img, Options: blk.Options{ReadOnly: tt.ro}})
+			checkInertLine(t, w.String(), "smolvmm run: warning: -d ", escaped, tt.want)
+		})
 	}
 }
