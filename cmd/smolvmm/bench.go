@@ -766,7 +766,7 @@ func checkParallelDisks(c *cli.Context) error {
 		}
 		d.ReadOnly = true
 		return usageErrorf("smolvmm bench: -d %s does not go with --parallel %d: a writable disk stays locked to the first VM (the others would fail); give -d %s to share it read-only between the VMs, or --parallel 1",
-			spec, n, d)
+			spec, n, shellWord(d.String()))
 	}
 	return nil
 }
@@ -796,18 +796,26 @@ func checkRestoreRounds(c *cli.Context) error {
 
 // snapshotRWDisks describes the read-write disks the snapshot at path
 // recorded: which ("disk PATH is", "disks P1, P2 are"), it ("the disk",
-// "the disks") and ro, the -d flags that give them ,ro; which is "" when
-// it recorded none or cannot be read.
+// "the disks") and ro, the -d flags that give them ,ro, each a shell
+// word; which is "" when it recorded none or cannot be read. As in
+// restoreDiskHint, an untrusted snapshot's own paths are not offered as
+// a command (FILEn stands for its disk n): they are anyone's bytes, and
+// one such as $(cmd) was advice to run cmd.
 func snapshotRWDisks(path string) (which, it, ro string) {
 	disks, err := vmm.SnapshotDisks(path)
 	if err != nil {
 		return "", "", ""
 	}
+	own := snapshotTrusted(path)
 	var rw, flags []string
-	for _, d := range disks {
+	for i, d := range disks {
 		if !d.ReadOnly {
 			rw = append(rw, d.Path)
-			flags = append(flags, "-d "+blk.Spec{Path: d.Path, Options: blk.Options{ReadOnly: true}}.String())
+			spec := blk.Spec{Path: d.Path, Options: blk.Options{ReadOnly: true}}
+			if !own {
+				spec.Path = "FILE" + strconv.Itoa(i+1)
+			}
+			flags = append(flags, "-d "+shellWord(spec.String()))
 		}
 	}
 	switch len(rw) {

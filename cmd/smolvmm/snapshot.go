@@ -598,7 +598,8 @@ func snapshotTrusted(path string) bool {
 // snapshotDiskFlags returns the -d flags that give the disks of the
 // snapshot at path the images given (beyond them, its own paths, or
 // FILEn for disk n without own) with the snapshot's read-only settings,
-// and its serials where one was given; "" when the snapshot cannot say.
+// and its serials where one was given, each a shell word (a path with a
+// space or a $ is one); "" when the snapshot cannot say.
 func snapshotDiskFlags(path string, given []blk.Spec, own bool) string {
 	disks, err := vmm.SnapshotDisks(path)
 	if err != nil {
@@ -616,7 +617,7 @@ func snapshotDiskFlags(path string, given []blk.Spec, own bool) string {
 		case !own:
 			spec.Path = "FILE" + strconv.Itoa(i+1)
 		}
-		flags = append(flags, "-d "+spec.String())
+		flags = append(flags, "-d "+shellWord(spec.String()))
 	}
 	return strings.Join(flags, " ")
 }
