@@ -3,6 +3,8 @@ package vmm
 import (
 	"fmt"
 	"strings"
+
+	"github.com/smolvmm/smolvmm/internal/termsafe"
 )
 
 // logRestore is a restore's line for Verbose, as logPlan is a boot's: the
@@ -26,5 +28,8 @@ func (m *Machine) logRestore(path string, st *machineState) {
 		}
 		fmt.Fprintf(&b, ", ld%d %s%s as the snapshot saw it", i, d.Path, ro)
 	}
-	m.logf("%s", b.String())
+	// The paths are the user's and the snapshot's, any bytes: escaped
+	// as the device log's are, a newline or an escape sequence in one
+	// cannot forge a line or act on the terminal.
+	m.logf("%s", termsafe.Line(b.String()))
 }
