@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/smolvmm/smolvmm/internal/goid"
+	"github.com/smolvmm/smolvmm/internal/termsafe"
 )
 
 // Reconnection delays of a Joined backend: the first retry comes soon (a
@@ -120,7 +121,9 @@ type JoinOptions struct {
 	// attempt. It, Notef and Lasting are called on the backend's own
 	// goroutine, which waits for them; each may call Close (which then
 	// returns without waiting for that goroutine, which ends once the
-	// callback returns).
+	// callback returns). Logf and Notef are told lines whose control
+	// characters are escaped (termsafe.Line): one may carry the hub's
+	// own words.
 	Logf func(format string, args ...any)
 	// Notef, when set, is told in one line each, whatever Logf is: that
 	// the connection was lost, the first failure to rejoin in that
@@ -140,6 +143,18 @@ type JoinOptions struct {
 	// below the first unprivileged one that this root join was allowed;
 	// without it, only root may. Every join of this backend sends it.
 	RunsAs int
+}
+
+// inertf is f, nil for nil, told each line with its control characters
+// escaped (termsafe.Line), as a hub's own log is: a line may carry the
+// hub's words (a refusal's message), and a hub may be another user's,
+// whose message then forged a line of the VM's log or acted on the
+// terminal of whoever read it.
+func inertf(f func(format string, args ...any)) func(format string, args ...any) {
+	if f == nil {
+		return nil
+	}
+	return func(format string, args ...any) { f("%s", termsafe.Line(fmt.Sprintf(format, args...))) }
 }
 
 // Join connects a VM whose NIC has address mac to the shared network
@@ -167,7 +182,7 @@ func JoinWith(socket string, mac net.HardwareAddr, forwards []Forward, o JoinOpt
 		return nil, fmt.Errorf("shared network: %w", err)
 	}
 	j := &Joined{socket: socket, hello: hubHello{MAC: mac.String(), RunsAs: o.RunsAs}, toGuest: newFrameQueue(userToGuestDepth), done: make(chan struct{}), runDone: make(chan struct{}), failed: make(chan struct{})}
-	j.name, j.logf, j.notef, j.lasting = o.Name, o.Logf, o.Notef, o.Lasting
+	j.name, j.logf, j.notef, j.lasting = o.Name, inertf(o.Logf), inertf(o.Notef), o.Lasting
 	j.closing, j.stop = context.WithCancel(context.Background())
 	if j.name == "" {
 		j.name = socket
