@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/virtio/blk"
+	"github.com/smolvmm/smolvmm/vmm"
 )
 
 // checkInertLine fails t unless out is one line, ended by its newline,
@@ -102,6 +106,49 @@ func TestDiskWarningsInert(t *testing.T) {
 			var w bytes.Buffer
 			warnDiskTail(&w, "run", blk.Spec{Path: img, Options: blk.Options{ReadOnly: tt.ro}})
 			checkInertLine(t, w.String(), "smolvmm run: warning: -d ", escaped, tt.want)
+		})
+	}
+}
+
+// TestNetworkNoticesInert: a shared network's notices and -v log lines
+// may carry its hub's words (a refusal's message), and a hub may be
+// another user's: they were written raw, so a newline in them forged a
+// line of smolvmm's and an escape sequence acted on the terminal. Each is
+// one line, its control characters written as Go escapes.
+func TestNetworkNoticesInert(t *testing.T) {
+	hub := errors.New("refused: \x1b]0;pwned\x07\nsmolvmm: all is well")
+	const escaped = `refused: \x1b]0;pwned\a\nsmolvmm: all is well`
+	tests := []struct {
+		name string
+		say  func(t *testing.T) string // what the line is written as
+	}{
+		{"notice", func(t *testing.T) string {
+			var out bytes.Buffer
+			saved := stderrOut
+			stderrOut = &out
+			t.Cleanup(func() { stderrOut = saved })
+			stderrNotef()("shared network %s: cannot rejoin: %v", "lab", hub)
+			return out.String()
+		}},
+		{"-v log", func(t *testing.T) string {
+			var log bytes.Buffer
+			app := &cli.App{Name: "smolvmm", Flags: append(append(runFlags(), netFlags()...), snapshotFlags()...), Action: func(c *cli.Context) error {
+				nc, ok, err := nicSetup(c, &vmm.Config{Log: &log})
+				if !ok || err != nil || nc.Logf == nil {
+					t.Fatalf("nicSetup: %v %v, Logf %v", ok, err, nc.Logf != nil)
+				}
+				nc.Logf("shared network %s: cannot rejoin: %v", "lab", hub)
+				return nil
+			}}
+			if err := app.Run([]string{"smolvmm", "--net", "user", "-v"}); err != nil {
+				t.Fatal(err)
+			}
+			return log.String()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkInertLine(t, tt.say(t), "smolvmm: shared network lab: cannot rejoin: ", escaped)
 		})
 	}
 }

@@ -168,7 +168,8 @@ func rejoinAdvice(user string, creds *sandbox.Credentials) string {
 
 // stderrNotef is the notices of a shared network lost, failing to be
 // rejoined for good and rejoined, without -v: a line each on standard
-// error, ended for a terminal the console may have made raw.
+// error, ended for a terminal the console may have made raw, and
+// escaped (noticeLine): a line may carry a hub's words.
 func stderrNotef() func(format string, args ...any) {
 	eol := "\n"
 	// Descriptor 2 itself: os.Stderr.Fd() would do too (Go's Fd changes
@@ -178,6 +179,6 @@ func stderrNotef() func(format string, args ...any) {
 		eol = "\r\n"
 	}
 	return func(format string, args ...any) {
-		fmt.Fprintf(stderrOut, "smolvmm: "+format+eol, args...) // stdout.go: its EPIPE recorded
+		fmt.Fprint(stderrOut, noticeLine("", "", fmt.Sprintf(format, args...))+eol) // stdout.go: its EPIPE recorded
 	}
 }

@@ -1001,7 +1001,8 @@ func nicSetup(c *cli.Context, cfg *vmm.Config) (nc netConfig, ok bool, err error
 	}
 	if c.Bool("verbose") && cfg.Log != nil {
 		log := cfg.Log
-		nc.Logf = func(format string, args ...any) { fmt.Fprintf(log, "smolvmm: "+format+"\n", args...) }
+		// Escaped (noticeLine): a line may carry a hub's words.
+		nc.Logf = func(format string, args ...any) { fmt.Fprintln(log, noticeLine("", "", fmt.Sprintf(format, args...))) }
 	} else {
 		// Without -v the VM is still not offline silently.
 		nc.Notef = stderrNotef() // rejoin.go
