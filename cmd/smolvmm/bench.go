@@ -400,7 +400,7 @@ func benchAction(c *cli.Context) error {
 			if r := c.String("restore"); r != "" {
 				if sn, err := snapshotNet(r); err == nil {
 					if note := restoreJoinNote(sn, nc.Spec, "", netip.Addr{}, n); note != "" {
-						fmt.Fprintf(stderrOut, "smolvmm bench: note: --restore %s: %s\n", r, note)
+						fmt.Fprintln(stderrOut, noticeLine("bench", "note", fmt.Sprintf("--restore %s: %s", r, note))) // disktail.go
 					}
 				}
 			}
@@ -738,7 +738,7 @@ func warnWritableDisks(w io.Writer, disks []string) {
 	if len(rw) > 1 {
 		is = " are"
 	}
-	fmt.Fprintf(w, "smolvmm bench: warning: %s%s writable: a boot the bench stops (its guest still running a second after it is ready) ends without the guest's shutdown, leaving the file systems it mounted read-write marked not clean, so each later boot checks them (the built-in services run fsck -p /) within the time measured; give %s for boots that compare\n",
+	warnf(w, "bench", "%s%s writable: a boot the bench stops (its guest still running a second after it is ready) ends without the guest's shutdown, leaving the file systems it mounted read-write marked not clean, so each later boot checks them (the built-in services run fsck -p /) within the time measured; give %s for boots that compare",
 		strings.Join(rw, ", "), is, strings.Join(ro, " "))
 }
 

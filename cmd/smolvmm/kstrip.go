@@ -343,11 +343,11 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 		}
 		out.Changes, out.KeptParents, out.Warnings, out.Notes, out.Unknown = r.Changes, r.KeptParents, r.Warnings, r.Notes, r.Unknown
 		for _, n := range out.Notes {
-			fmt.Fprintln(stderr, kstripPrefix+"note:", n)
+			fmt.Fprintln(stderr, noticeLine("kstrip", "note", n))
 		}
 		out.Warnings = append(out.Warnings, lostDefaults(k, plan, c.IsSet("keep") || c.IsSet("keep-file"))...)
 		for _, w := range out.Warnings {
-			fmt.Fprintln(stderr, kstripPrefix+"warning:", w)
+			warnf(stderr, "kstrip", "%s", w)
 		}
 		if out.Output, out.Written, err = kstripWrite(ctx, c, in, f, k, len(r.Changes), stdout); err != nil {
 			return err
@@ -435,7 +435,7 @@ func lockKstripOutput(ctx context.Context, out string, stderr io.Writer) (unlock
 		}
 		if !waited {
 			waited = true
-			fmt.Fprintf(stderr, "%swaiting for another kstrip editing a kernel in %s\n", kstripPrefix, dir)
+			fmt.Fprintln(stderr, noticeLine("kstrip", "", "waiting for another kstrip editing a kernel in "+dir))
 			if kstripWaiting != nil {
 				kstripWaiting(dir)
 			}

@@ -220,7 +220,7 @@ func mkimg(ctx context.Context, c mkimgFlags, log io.Writer) error {
 		return err
 	}
 	cfg := imagebuilder.Config{Sets: sets, Service: svc, Arch: arch, SizeMB: sizeMB, FixedSize: true, Timestamp: ts, TimestampSet: true, Force: c.Bool("force"),
-		Replace: forceCheck(out, c.Bool("force")), Log: newBuildLog(log, "smolvmm mkimg: ")}
+		Replace: forceCheck(out, c.Bool("force")), Log: newBuildLog(log, "mkimg")}
 	start := time.Now()
 	reading := progress(log, "reading sets")
 	cfg.ReadProgress = reading.update
@@ -877,18 +877,18 @@ func (p *progressBar) done() {
 // scripts' output is written as the scripts wrote it.
 type buildLog struct {
 	io.Writer
-	prefix string // "smolvmm mkimg: "
+	command string // "mkimg"
 }
 
 // newBuildLog is a buildLog on w, or nil (nothing logged) when w is nil.
-func newBuildLog(w io.Writer, prefix string) io.Writer {
+func newBuildLog(w io.Writer, command string) io.Writer {
 	if w == nil {
 		return nil
 	}
-	return buildLog{w, prefix}
+	return buildLog{w, command}
 }
 
 // Warn makes buildLog an imagebuilder.Warner.
 func (l buildLog) Warn(msg string) {
-	fmt.Fprintf(l.Writer, "%swarning: %s\n", l.prefix, msg)
+	warnf(l.Writer, l.command, "%s", msg) // disktail.go: inert, a set's names in it
 }

@@ -166,7 +166,7 @@ func netAction(c *cli.Context) error {
 	// Connected now, before the filter, which allows no connect to it.
 	notify, err := openNotify(os.Getenv("NOTIFY_SOCKET"))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "smolvmm net: warning: %v: the service manager will not learn that the network is ready\n", err)
+		warnf(os.Stderr, "net", "%v: the service manager will not learn that the network is ready", err)
 	}
 	defer notify.close()
 	var prepared *sandbox.Prepared

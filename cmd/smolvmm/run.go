@@ -575,7 +575,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 			eol = "\r\n" // the terminal is raw already
 		}
 		for _, w := range p.Notices {
-			fmt.Fprintf(stderrOut, "smolvmm %s: note: %s%s", commandSaid(c), w, eol) // stdout.go: its EPIPE recorded
+			fmt.Fprint(stderrOut, noticeLine(commandSaid(c), "note", w)+eol) // stdout.go: its EPIPE recorded
 		}
 	}
 	con.onSnapshot = snapshotKey(snap, m) // snapshot.go: Ctrl-A s
@@ -605,7 +605,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 			// The guest's or the stop's status stands: only a
 			// --snapshot-exit guest that ended by itself failed
 			// its purpose.
-			fmt.Fprintf(os.Stderr, "smolvmm %s: warning: %v\n", commandSaid(c), serr)
+			warnf(os.Stderr, commandSaid(c), "%v", serr)
 		case err == nil || snap.exitErr != nil && errors.Is(err, snap.exitErr):
 			// --snapshot-exit's snapshot failed: Run returns its
 			// error as the machine got it, serr with the file and

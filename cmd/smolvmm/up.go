@@ -163,14 +163,14 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		warned := 0
 		warn := func(w string) {
 			if warned++; warned <= maxStripWarnings {
-				fmt.Fprintf(log, "smolvmm up: kstrip warning: %s\n", w)
+				fmt.Fprintln(log, noticeLine("up", "kstrip warning", w))
 			}
 		}
 		k, err := rebuild.StripCached(res.Release.Kernel, d.keep, func(in, out string, keep []string) (string, error) {
 			return d.strip(in, out, keep, warn)
 		})
 		if more := warned - maxStripWarnings; more > 0 {
-			fmt.Fprintf(log, "smolvmm up: kstrip warning: %d more (smolvmm kstrip --dry-run %s prints them all)\n", more, res.Release.Kernel.Path)
+			fmt.Fprintln(log, noticeLine("up", "kstrip warning", fmt.Sprintf("%d more (smolvmm kstrip --dry-run %s prints them all)", more, shellWord(res.Release.Kernel.Path))))
 		}
 		if err != nil {
 			return "", err
@@ -178,7 +178,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		stripped = k
 		res.Kernel = k.Path
 		if k.Changed {
-			fmt.Fprintf(log, "smolvmm up: note: the stripped kernel %s was changed since up made it; stripped again\n", k.Path)
+			fmt.Fprintln(log, noticeLine("up", "note", fmt.Sprintf("the stripped kernel %s was changed since up made it; stripped again", k.Path)))
 		}
 		if k.Cached {
 			return "cached " + k.Path, nil
@@ -236,7 +236,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 			}
 		}
 		if im.Unrecorded != nil && verdict != rebuild.Missing {
-			fmt.Fprintf(log, "smolvmm up: note: the release %s was built from cannot be checked: no record of it can be kept in the cache (%v); its dates alone decide whether it is rebuilt\n", res.Image, im.Unrecorded)
+			fmt.Fprintln(log, noticeLine("up", "note", fmt.Sprintf("the release %s was built from cannot be checked: no record of it can be kept in the cache (%v); its dates alone decide whether it is rebuilt", res.Image, im.Unrecorded)))
 		}
 		if o.KeepImage && verdict != rebuild.Fresh && verdict != rebuild.Missing && verdict != rebuild.NotImage {
 			// The user's word that the image is this release's and
@@ -246,10 +246,10 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 				digest = rebuild.FilesDigest
 			}
 			if err := im.Stamp.Record(res.Image, digest, imagebuilder.Revision, im.Release); err != nil {
-				fmt.Fprintf(log, "smolvmm up: note: cannot record %s as built from NetBSD %s/%s's sets (%v); the next up judges it as this one would have without --keep-image\n", res.Image, res.Release.Version, res.Release.Arch, err)
+				fmt.Fprintln(log, noticeLine("up", "note", fmt.Sprintf("cannot record %s as built from NetBSD %s/%s's sets (%v); the next up judges it as this one would have without --keep-image", res.Image, res.Release.Version, res.Release.Arch, err)))
 			}
 			if svc.Service != nil {
-				imagebuilder.WarnIgnoredPostinst(svc.Service, newBuildLog(log, "smolvmm up: "))
+				imagebuilder.WarnIgnoredPostinst(svc.Service, newBuildLog(log, "up"))
 			}
 			return fmt.Sprintf("%s kept as it is (--keep-image), though %s", res.Image, verdict), nil
 		}
@@ -262,7 +262,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		case rebuild.Fresh:
 			if svc.Service != nil {
 				// A build warns of them: one not built is still told.
-				imagebuilder.WarnIgnoredPostinst(svc.Service, newBuildLog(log, "smolvmm up: "))
+				imagebuilder.WarnIgnoredPostinst(svc.Service, newBuildLog(log, "up"))
 			}
 			if svc.Digest != "" && im.Stamp.Describes(res.Image) {
 				return fmt.Sprintf("%s is up to date (built by up from the service's files as they are now, and from these sets)", res.Image), nil
@@ -357,7 +357,7 @@ func up(ctx context.Context, log io.Writer, d upDeps, o upOptions) (*upResult, e
 		if err := im.Stamp.Record(res.Image, digest, imagebuilder.Revision, im.Release); err != nil {
 			// The next up then finds an image no record describes
 			// (NotRecorded), which it neither boots nor replaces.
-			fmt.Fprintf(log, "smolvmm up: note: cannot record which release and service built %s (%v); the next up will find no record of it and stop, leaving it as it is (unless no record can be kept in the cache at all then, where its dates decide): run that up with --keep-image to boot it as it is, or remove the image to have it built again\n", res.Image, err)
+			fmt.Fprintln(log, noticeLine("up", "note", fmt.Sprintf("cannot record which release and service built %s (%v); the next up will find no record of it and stop, leaving it as it is (unless no record can be kept in the cache at all then, where its dates decide): run that up with --keep-image to boot it as it is, or remove the image to have it built again", res.Image, err)))
 		}
 		return fmt.Sprintf("%s %s: %s", verb, res.Image, msg), nil
 	})
@@ -1030,7 +1030,7 @@ func buildUpImage(ctx context.Context, b upBuild) (string, error) {
 	if b.Svc == nil {
 		return "", fmt.Errorf("service %s: not loaded", b.Service)
 	}
-	cfg := imagebuilder.Config{Sets: b.Sets, Service: b.Svc, Arch: b.Arch, SizeMB: b.SizeMB, Log: newBuildLog(b.Log, "smolvmm up: "), Force: true, Replace: b.Replace,
+	cfg := imagebuilder.Config{Sets: b.Sets, Service: b.Svc, Arch: b.Arch, SizeMB: b.SizeMB, Log: newBuildLog(b.Log, "up"), Force: true, Replace: b.Replace,
 		Timestamp: b.Timestamp, TimestampSet: b.TimestampSet}
 	tree, err := imagebuilder.BuildTree(ctx, &cfg)
 	var ae *imagebuilder.InitArchError
