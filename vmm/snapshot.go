@@ -84,7 +84,9 @@ type vcpuSnapshot struct {
 // match. A modification time moves only when its file system's clock
 // ticks (whole seconds on ext3, FAT's 2 s, a jiffy on older ext4): a
 // write within the tick of the snapshot's own time would leave it
-// unchanged.
+// unchanged. A snapshot sets the time of an image this machine has open
+// read-write back when it is that recent, so that a restore of the
+// unchanged image need not read it (setMtimeBack).
 type DiskIdentity struct {
 	// Path is the image's path as the machine opened it.
 	Path string
@@ -132,6 +134,53 @@ const mtimeTrustMargin = 3 * time.Second
 func mtimeProvesUnchanged(w DiskIdentity) bool {
 	// TakenNs > 0 keeps the subtraction from overflowing.
 	return w.TakenNs > 0 && w.MtimeNs < w.TakenNs-int64(mtimeTrustMargin)
+}
+
+// setMtimeBack sets the modification time of f, a disk image whose
+// identity fi was taken at taken and whose time is too recent to prove it
+// unchanged at a restore (mtimeProvesUnchanged), back to a whole second
+// more than mtimeTrustMargin before the earlier of taken and that time,
+// and returns f's FileInfo then. It is called with the guest paused and
+// the devices quiesced, so none of this machine's writes comes between: any
+// write after it sets the time to its file system's clock then, past the
+// one recorded by more than the margin, and the restore's check of the
+// unchanged time stays sound without reading the image. The file's own
+// time comes from its file system's clock (an NFS server's), so counting
+// from it too keeps a later write apart when that clock lags the host's.
+// A file not open for writing by this machine is left as it is (a
+// read-only attach does not change the user's file), and so is one
+// whose time cannot be set (EPERM: owned by another user, without
+// CAP_FOWNER): fi is returned, and the restore reads the image.
+func setMtimeBack(f *os.File, fi os.FileInfo, taken time.Time) (os.FileInfo, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fi, nil
+	}
+	base := taken
+	if t := fi.ModTime(); t.Before(base) {
+		base = t
+	}
+	back := base.Add(-mtimeTrustMargin - time.Second).Truncate(time.Second)
+	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(back.UnixNano())}
+	var set bool
+	if err := rc.Control(func(fd uintptr) {
+		fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+		if err != nil || fl&unix.O_ACCMODE == unix.O_RDONLY {
+			return
+		}
+		// futimens(3): utimensat with no path sets the open file's times.
+		_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, fd, 0, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+		set = errno == 0
+	}); err != nil || !set {
+		return fi, nil
+	}
+	// The time the file system stored (rounded to its tick) is the one a
+	// restore finds.
+	nfi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("its modification time set back to %s: %w", back.UTC().Format(time.RFC3339), err)
+	}
+	return nfi, nil
 }
 
 // contentDigest is DiskIdentity.Content for a snapshot.FileDigest.
@@ -971,6 +1020,15 @@ func (m *Machine) captureState() (*machineState, error) {
 			path = m.diskPaths[i]
 		}
 		id := identityOf(path, disk.ReadOnly(), disk.Serial(), fi)
+		// A time too recent to prove the image unchanged (a guest at
+		// ready has just written its root) would have every restore
+		// read it: a writable image's is set back instead.
+		if !disk.ReadOnly() && !mtimeProvesUnchanged(DiskIdentity{MtimeNs: id.MtimeNs, TakenNs: taken.UnixNano()}) {
+			if fi, err = setMtimeBack(disk.Image(), fi, taken); err != nil {
+				return nil, fmt.Errorf("ld%d (disk image %s): %w", i, d.Path, err)
+			}
+			id = identityOf(path, disk.ReadOnly(), disk.Serial(), fi)
+		}
 		id.TakenNs = taken.UnixNano()
 		// Read while the devices are quiesced, so it is the content the
 		// guest's view matches: a restore accepts a copy by it.
