@@ -61,18 +61,38 @@ const stdDescriptors = 3
 // is the type.
 const sockTypeFlags = unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
 
-// cond tests argument arg. Only the low 32 bits are loaded: every argument
-// tested is an int or unsigned int to the kernel (ioctl's and fcntl's
-// command, fcntl's and ftruncate's descriptor, pwritev2's flags,
-// socket's family, type and protocol, setsockopt's and
-// getsockopt's level and option, tgkill's and kill's pid, rt_sigaction's
-// signal, prctl's option, madvise's advice), or a word whose tested bits are in its low half
-// (clone's flags, mmap's prot), or one the kernel itself checks in full
-// (prctl's PR_SET_VMA operation).
+// cond tests argument arg's low 32 bits, or, with arg as hi returns it,
+// its high 32 bits. The low half is enough for every argument that is an
+// int or unsigned int to the kernel (ioctl's and fcntl's command,
+// fcntl's, ftruncate's and utimensat's descriptor, pwritev2's and
+// utimensat's flags, socket's family, type and protocol, setsockopt's
+// and getsockopt's level and option, tgkill's and kill's pid,
+// rt_sigaction's signal, prctl's option, madvise's advice), for a word
+// whose tested bits are in its low half (clone's flags, mmap's prot),
+// and for one the kernel itself checks in full (prctl's PR_SET_VMA
+// operation). A pointer tested for NULL (utimensat's path) is tested in
+// both halves: one whose low half is 0 is not NULL.
 type cond struct {
 	arg int
 	op  op
 	val uint32
+}
+
+// argHigh, added to an argument's index in cond.arg, makes the condition
+// test the argument's high 32 bits.
+const argHigh = 8
+
+// hi is cond.arg for argument n's high 32 bits.
+func hi(n int) int { return n | argHigh }
+
+// offset is where the 32 bits c tests lie in seccomp_data: the low half
+// first on little-endian x86-64.
+func (c cond) offset() uint32 {
+	off := offArgs + 8*uint32(c.arg&^argHigh)
+	if c.arg&argHigh != 0 {
+		off += 4
+	}
+	return off
 }
 
 // rule allows syscall nr, unconditionally when any is empty, else when all
@@ -300,6 +320,18 @@ func (f *Filter) rules(pid int, quietOpen bool) []rule {
 		// standard descriptor (2>>log: its earlier lines).
 		rs = append(rs, rule{nr: unix.SYS_FTRUNCATE, any: one(cond{0, opGe, stdDescriptors})})
 	}
+	// futimens on an open file only: the path NULL in both halves (a
+	// path would reach any file the process's user owns), no flags,
+	// not a standard descriptor. Any other form, and every form
+	// without SetFileTimes, fails with EPERM instead of trapping: a
+	// snapshot of a vmm.Machine tries it on every writable image
+	// whose time is recent, and on failure leaves the time, which the
+	// restore then does not trust, reading the image.
+	utimensat := rule{nr: unix.SYS_UTIMENSAT, errno: unix.EPERM}
+	if f.SetFileTimes {
+		utimensat.any = one(cond{0, opGe, stdDescriptors}, cond{1, opEq, 0}, cond{hi(1), opEq, 0}, cond{3, opEq, 0})
+	}
+	rs = append(rs, utimensat)
 	if f.Sockets || f.UnixSockets {
 		var families [][]cond
 		if f.Sockets {
@@ -567,7 +599,7 @@ func (a *asm) block(r rule) {
 		}
 		for i, c := range set {
 			if i > 0 || c.arg != held {
-				a.load(offArgs + 8*uint32(c.arg)) // the low half on little-endian x86-64
+				a.load(c.offset())
 			}
 			switch c.op {
 			case opEq:
@@ -592,7 +624,8 @@ func (a *asm) block(r rule) {
 		// A set of one test that leaves the accumulator as loaded
 		// fails to the next with its argument still there: a run of
 		// such tests of one argument (ioctl's requests, fcntl's
-		// commands, madvise's advice) loads it once.
+		// commands, madvise's advice) loads it once. The half is
+		// part of cond.arg: a test of the other half loads it.
 		held = -1
 		if len(set) == 1 && set[0].op != opType {
 			held = set[0].arg

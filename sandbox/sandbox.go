@@ -23,8 +23,9 @@
 // privileges.
 //
 // The standard descriptors 0, 1 and 2 are the caller's: the filter
-// refuses fcntl(F_SETFL) and ftruncate on them (a log opened to append,
-// 2>>log, keeps its O_APPEND and its earlier lines), so a program that
+// refuses fcntl(F_SETFL), ftruncate and futimens on them (a log opened
+// to append, 2>>log, keeps its O_APPEND, its earlier lines and its
+// times), so a program that
 // embeds the package changes their status flags before installing it.
 // Go itself does not change them after: File.Fd makes blocking only
 // sockets and descriptors Go made non-blocking, not os.Stdin, os.Stdout
@@ -145,6 +146,18 @@ type Filter struct {
 	// lines): a VMM empties a snapshot's temporary file before writing
 	// it again.
 	Truncate bool
+	// SetFileTimes allows futimens, utimensat on a descriptor held but
+	// the standard ones with no path and no flags: a vmm.Machine
+	// writing a snapshot sets a read-write disk image's modification
+	// time back, so that the restore of the unchanged image trusts it
+	// without reading the image. The filter cannot see which file a
+	// descriptor is, so the times of any file the process holds open
+	// may be changed (its content no more than before); a path, which
+	// would reach any file of the process's user, is refused. Other
+	// forms of utimensat, and every form without SetFileTimes, fail with
+	// EPERM instead of being trapped: a snapshot then keeps the image's
+	// time, and the restore reads the image.
+	SetFileTimes bool
 
 	// Prefix starts the line printed when a call is refused (e.g.
 	// "smolvmm: "); Advice ends it (e.g. how to turn the filter off).

@@ -80,6 +80,7 @@ func TestFilterVerdicts(t *testing.T) {
 		sockets, unix bool
 		renameDir     int
 		truncate      bool // Filter.Truncate
+		fileTimes     bool // Filter.SetFileTimes
 		arch          uint32
 		nr            int
 		args          []uint64
@@ -248,6 +249,27 @@ func TestFilterVerdicts(t *testing.T) {
 		{name: "unlinkat of a directory in RenameDir", renameDir: 7, nr: 263, args: []uint64{7, 0, 0x200}, want: retTrap},
 		{name: "unlinkat elsewhere with RenameDir", renameDir: 7, nr: 263, args: []uint64{^uint64(99), 0, 0}, want: retTrap},
 		{name: "linkat with RenameDir", renameDir: 7, nr: 265, args: []uint64{7, 0, 7, 0, 0}, want: retTrap},
+		// futimens on an open image (a snapshot sets a writable
+		// image's time back); any other form fails, not trapped.
+		{name: "futimens", fileTimes: true, nr: unix.SYS_UTIMENSAT, args: []uint64{7, 0, 0x10000, 0}, want: retAllow},
+		{name: "futimens, descriptor's high bits set", fileTimes: true, nr: unix.SYS_UTIMENSAT, args: []uint64{1<<32 | 7, 0, 0x10000, 0}, want: retAllow},
+		{name: "futimens, times NULL (now)", fileTimes: true, nr: unix.SYS_UTIMENSAT, args: []uint64{7, 0, 0, 0}, want: retAllow},
+		{name: "futimens without SetFileTimes", nr: unix.SYS_UTIMENSAT, args: []uint64{7, 0, 0x10000, 0}, want: retErrno | uint32(unix.EPERM)},
+		{name: "futimens with Truncate only", truncate: true, nr: unix.SYS_UTIMENSAT, args: []uint64{7, 0, 0x10000, 0}, want: retErrno | uint32(unix.EPERM)},
+		{name: "futimens of standard error", fileTimes: true, nr: unix.SYS_UTIMENSAT, args: []uint64{2, 0, 0x10000, 0}, want: retErrno | uint32(unix.EPERM)},
+		{name: "futimens of standard input", fileTimes: true, nr: unix.SYS_UTIMENSAT, args: []uint64{0, 0, 0x10000, 0}, want: retErrno | uint32(unix.EPERM)},
+		{name: "utimensat with a path", fileTimes: true, nr: unix.SYS_UTIMENSAT, args: []uint64{^uint64(99), 0x20000, 0x10000, 0}, want: retErrno | uint32(unix.EPERM)},
+		{name: "utimensat with a path by a descriptor", fileTimes: true, nr: unix.SYS_UTIMENSAT, args: []uint64{7, 0x20000, 0x10000, 0}, want: retErrno | uint32(unix.EPERM)},
+		// A path whose low half is 0: not NULL.
+		{name: "utimensat with a path above 4 GiB", fileTimes: true, nr: unix.SYS_UTIMENSAT, args: []uint64{7, 1 << 32, 0x10000, 0}, want: retErrno | uint32(unix.EPERM)},
+		{name: "utimensat with a path at 0xc000000000", fileTimes: true, nr: unix.SYS_UTIMENSAT, args: []uint64{7, 0xc0_0000_0000, 0x10000, 0}, want: retErrno | uint32(unix.EPERM)},
+		{name: "futimens AT_SYMLINK_NOFOLLOW", fileTimes: true, nr: unix.SYS_UTIMENSAT, args: []uint64{7, 0, 0x10000, unix.AT_SYMLINK_NOFOLLOW}, want: retErrno | uint32(unix.EPERM)},
+		{name: "futimens AT_EMPTY_PATH", fileTimes: true, nr: unix.SYS_UTIMENSAT, args: []uint64{7, 0, 0x10000, unix.AT_EMPTY_PATH}, want: retErrno | uint32(unix.EPERM)},
+		// Not the older calls, which take a path (futimesat's NULL
+		// path the kernel refuses anyway).
+		{name: "utimes with SetFileTimes", fileTimes: true, nr: unix.SYS_UTIMES, args: []uint64{0x20000, 0x10000}, want: retTrap},
+		{name: "utime with SetFileTimes", fileTimes: true, nr: unix.SYS_UTIME, args: []uint64{0x20000, 0x10000}, want: retTrap},
+		{name: "futimesat with SetFileTimes", fileTimes: true, nr: unix.SYS_FUTIMESAT, args: []uint64{7, 0, 0x10000}, want: retTrap},
 		{name: "i386 ABI", arch: 0x40000003, nr: 3, want: retTrap},
 		{name: "x32 ABI", nr: 0x40000000, want: retTrap},
 		{name: "x32 read", nr: 0x40000000 | 0, want: retTrap},
@@ -257,7 +279,7 @@ func TestFilterVerdicts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := Filter{Ioctls: []uint64{kvmRun, 0x4040AE79}, Sockets: tt.sockets, UnixSockets: tt.unix, RenameDir: tt.renameDir,
-				Truncate: tt.truncate}
+				Truncate: tt.truncate, SetFileTimes: tt.fileTimes}
 			arch := tt.arch
 			if arch == 0 {
 				arch = auditArchX8664
@@ -342,10 +364,23 @@ func child(mode string) int {
 		}
 	}
 	f := Filter{Prefix: "child: ", Advice: " (test)", Process: os.Getenv("SANDBOX_TEST_PROCESS"), UnixSockets: mode == "bind-unix",
-		ReadFiles: mode == "read-open" || mode == "create-open"}
+		ReadFiles: mode == "read-open" || mode == "create-open", SetFileTimes: os.Getenv("SANDBOX_TEST_FILETIMES") != ""}
+	var setTimes func() error
+	if strings.HasPrefix(mode, "utimensat-") {
+		// Opened and mapped before the filter, which forbids openat.
+		var err error
+		if setTimes, err = fileTimesCall(mode, os.Getenv("SANDBOX_TEST_PATH")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+	}
 	if _, err := Install(f); err != nil {
 		fmt.Fprintln(os.Stderr, "install:", err)
 		return 3
+	}
+	if setTimes != nil {
+		fmt.Println(mode+":", setTimes())
+		return 0
 	}
 	switch mode {
 	case "openat":
@@ -432,6 +467,134 @@ func child(mode string) int {
 		fmt.Println("bye")
 	}
 	return 0
+}
+
+// childMtime is the modification time the utimensat- children set.
+var childMtime = time.Unix(1_000_000_000, 0)
+
+// fileTimesCall opens path read-write and returns the call of the
+// utimensat- child mode that sets its modification time to childMtime
+// (its access time omitted): "utimensat-fd" on its descriptor (futimens),
+// "utimensat-stderr" on descriptor 2, "utimensat-path" by its path,
+// "utimensat-high" by its path at address 1<<32, whose low half is 0 (a
+// filter testing only that half takes it for NULL), "utimensat-nofollow"
+// on its descriptor with AT_SYMLINK_NOFOLLOW.
+func fileTimesCall(mode, path string) (func() error, error) {
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	ts := &[2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(childMtime.UnixNano())}
+	call := func(dirfd int, path uintptr, flags int) func() error {
+		return func() error {
+			_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(dirfd), path, uintptr(unsafe.Pointer(ts)), uintptr(flags), 0, 0)
+			runtime.KeepAlive(ts)
+			if errno != 0 {
+				return errno
+			}
+			return nil
+		}
+	}
+	name := append([]byte(path), 0)
+	switch mode {
+	case "utimensat-fd":
+		return call(fd, 0, 0), nil
+	case "utimensat-stderr":
+		return call(2, 0, 0), nil
+	case "utimensat-nofollow":
+		return call(fd, 0, unix.AT_SYMLINK_NOFOLLOW), nil
+	case "utimensat-path":
+		return call(unix.AT_FDCWD, uintptr(unsafe.Pointer(&name[0])), 0), nil
+	case "utimensat-high":
+		// The name in a memfd mapped there: no Go pointer made of
+		// an address.
+		const at = 1 << 32
+		mfd, err := unix.MemfdCreate("path", unix.MFD_CLOEXEC)
+		if err == nil {
+			_, err = unix.Write(mfd, name)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("memfd: %w", err)
+		}
+		addr, _, errno := unix.Syscall6(unix.SYS_MMAP, at, 4096, unix.PROT_READ, unix.MAP_SHARED|unix.MAP_FIXED_NOREPLACE, uintptr(mfd), 0)
+		if errno != 0 || addr != at {
+			return nil, fmt.Errorf("mmap at %#x: at %#x, %v", at, addr, errno)
+		}
+		return call(fd, at, 0), nil
+	}
+	return nil, fmt.Errorf("unknown mode %s", mode)
+}
+
+// TestFileTimes: under SetFileTimes a filtered process sets the times of
+// a file it holds open past the standard descriptors (futimens), and no
+// other file's: utimensat by a path, even one at an address whose low
+// half is 0, on standard error or with a flag fails with EPERM, the file
+// untouched and the process running on; without SetFileTimes futimens
+// fails so too.
+func TestFileTimes(t *testing.T) {
+	before := time.Unix(2_000_000_000, 0)
+	eperm := ": " + unix.EPERM.Error() + "\n"
+	for _, tt := range []struct {
+		mode      string
+		fileTimes bool // Filter.SetFileTimes
+		want      string
+		set       bool // the file's mtime set to childMtime
+	}{
+		{"utimensat-fd", true, "utimensat-fd: <nil>\n", true},
+		{"utimensat-fd", false, "utimensat-fd" + eperm, false},
+		{"utimensat-path", true, "utimensat-path" + eperm, false},
+		{"utimensat-high", true, "utimensat-high" + eperm, false},
+		{"utimensat-stderr", true, "utimensat-stderr" + eperm, false},
+		{"utimensat-nofollow", true, "utimensat-nofollow" + eperm, false},
+	} {
+		t.Run(fmt.Sprintf("%s,filetimes=%v", tt.mode, tt.fileTimes), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "disk.img")
+			if err := os.WriteFile(path, []byte("image"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(path, before, before); err != nil {
+				t.Fatal(err)
+			}
+			cmd := childCmd(t, tt.mode)
+			cmd.Env = append(cmd.Env, "SANDBOX_TEST_PATH="+path)
+			if tt.fileTimes {
+				cmd.Env = append(cmd.Env, "SANDBOX_TEST_FILETIMES=1")
+			}
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout = &stdout
+			cmd.Stderr = &stderr
+			if tt.mode == "utimensat-stderr" {
+				// Standard error is the file: a log opened to append.
+				log, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer log.Close()
+				cmd.Stderr = log
+			}
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("child: %v\nstdout: %s\nstderr: %s", err, stdout.Bytes(), stderr.Bytes())
+			}
+			if stdout.String() != tt.want || stderr.Len() > 0 {
+				t.Errorf("stdout %q, stderr %q; want %q, nothing", stdout.String(), stderr.String(), tt.want)
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := before
+			if tt.set {
+				want = childMtime
+			}
+			if !fi.ModTime().Equal(want) {
+				t.Errorf("the file's mtime %v, want %v", fi.ModTime(), want)
+			}
+			st := fi.Sys().(*syscall.Stat_t)
+			if a := time.Unix(st.Atim.Unix()); !a.Equal(before) {
+				t.Errorf("the file's atime %v, want %v untouched", a, before)
+			}
+		})
+	}
 }
 
 // openatVerdict is the filter's answer to openat: trapped, except in a cgo
@@ -624,7 +787,7 @@ func TestEveryListedCallAllowed(t *testing.T) {
 			listed[nr] = true
 		}
 	}
-	conditional := map[int]bool{16: true, 234: true, 62: true, 13: true, 56: true, 9: true, 10: true, 72: true, 41: true, 54: true, 55: true, 435: true, unix.SYS_MADVISE: true, unix.SYS_PWRITEV2: true}
+	conditional := map[int]bool{16: true, 234: true, 62: true, 13: true, 56: true, 9: true, 10: true, 72: true, 41: true, 54: true, 55: true, 435: true, unix.SYS_MADVISE: true, unix.SYS_PWRITEV2: true, unix.SYS_UTIMENSAT: true}
 	if OpenRefusedQuietly {
 		conditional[unix.SYS_OPENAT] = true // its verdict is openatVerdict, checked above
 	}

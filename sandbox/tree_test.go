@@ -21,16 +21,19 @@ func ruleVerdict(rules []rule, arch uint32, nr int, args []uint64) uint32 {
 		if r.nr != nr {
 			continue
 		}
-		if r.errno != 0 {
-			return retErrno | uint32(r.errno)
-		}
 		if len(r.any) == 0 {
+			if r.errno != 0 {
+				return retErrno | uint32(r.errno)
+			}
 			return retAllow
 		}
 		for _, set := range r.any {
 			holds := true
 			for _, c := range set {
-				v := uint32(args[c.arg])
+				v := uint32(args[c.arg&^argHigh])
+				if c.arg&argHigh != 0 {
+					v = uint32(args[c.arg&^argHigh] >> 32)
+				}
 				switch c.op {
 				case opEq:
 					holds = holds && v == c.val
@@ -49,6 +52,9 @@ func ruleVerdict(rules []rule, arch uint32, nr int, args []uint64) uint32 {
 			if holds {
 				return retAllow
 			}
+		}
+		if r.errno != 0 {
+			return retErrno | uint32(r.errno)
 		}
 		return retTrap
 	}
@@ -91,19 +97,30 @@ func argsFor(rules []rule) [][]uint64 {
 		}
 		return c.val // opClear
 	}
+	// put sets the half of args that c tests to v.
+	put := func(args []uint64, c cond, v uint32) {
+		n, shift := c.arg&^argHigh, 0
+		if c.arg&argHigh != 0 {
+			shift = 32
+		}
+		args[n] = args[n]&^(0xffffffff<<shift) | uint64(v)<<shift
+	}
 	for _, r := range rules {
 		for _, set := range r.any {
 			all := make([]uint64, 6)
+			for i := range all {
+				all[i] = 0xdead << 32 // a high half no condition tests is not read
+			}
 			for _, c := range set {
-				all[c.arg] = uint64(holding(c)) | 0xdead<<32 // high halves are not read
+				put(all, c, holding(c))
 			}
 			out = append(out, all)
 			for i, c := range set {
 				one := append([]uint64(nil), all...)
-				one[c.arg] = uint64(breaking(c))
+				put(one, c, breaking(c))
 				for j, d := range set {
 					if j != i && d.arg == c.arg {
-						one = nil // both on one argument: no such list
+						one = nil // both on one half of an argument: no such list
 					}
 				}
 				if one != nil {
@@ -117,9 +134,10 @@ func argsFor(rules []rule) [][]uint64 {
 
 // TestProgramIsTheRules: the assembled search tree gives every call the
 // verdict of its rules read as a list, for every filter this package
-// makes (sockets, Unix sockets, a rename directory; openat trapped or
-// refused quietly), every number below 520 with arguments that make each
-// condition hold or fail, the other architecture and the x32 ABI.
+// makes (sockets, Unix sockets, a rename directory, file times; openat
+// trapped or refused quietly, read-only opens allowed), every number
+// below 520 with arguments that make each condition, of either half of
+// an argument, hold or fail, the other architecture and the x32 ABI.
 func TestProgramIsTheRules(t *testing.T) {
 	for _, tt := range []struct {
 		f     Filter
@@ -131,9 +149,12 @@ func TestProgramIsTheRules(t *testing.T) {
 		{f: Filter{Ioctls: []uint64{kvmRun}, Sockets: true, UnixSockets: true, RenameDir: 9}},
 		{f: Filter{Ioctls: []uint64{kvmRun}, Sockets: true, RenameDir: 9}, quiet: true},
 		{f: Filter{Ioctls: []uint64{kvmRun}, Truncate: true}},
+		{f: Filter{Ioctls: []uint64{kvmRun}, Truncate: true, SetFileTimes: true}},
+		{f: Filter{Ioctls: []uint64{kvmRun}, Sockets: true, ReadFiles: true, SetFileTimes: true}, quiet: true},
 	} {
 		f := tt.f
-		t.Run(fmt.Sprintf("sockets=%v,unix=%v,renamedir=%d,truncate=%v,quiet=%v", f.Sockets, f.UnixSockets, f.RenameDir, f.Truncate, tt.quiet), func(t *testing.T) {
+		t.Run(fmt.Sprintf("sockets=%v,unix=%v,renamedir=%d,truncate=%v,filetimes=%v,readfiles=%v,quiet=%v",
+			f.Sockets, f.UnixSockets, f.RenameDir, f.Truncate, f.SetFileTimes, f.ReadFiles, tt.quiet), func(t *testing.T) {
 			rules := f.rules(1234, tt.quiet)
 			insts, err := assemble(rules)
 			if err != nil {
@@ -203,6 +224,31 @@ func TestAssembleFarJumps(t *testing.T) {
 			if want := ruleVerdict(rules, auditArchX86_64, nr, a); uint32(got) != want {
 				t.Fatalf("call %d arg %d: verdict %#x, the rules say %#x", nr, v, got, want)
 			}
+		}
+	}
+}
+
+// TestArgumentHalves: a condition set that starts on the other half of
+// the argument the previous set's one test left in the accumulator
+// loads that half: a test of the high half must not read the low one.
+func TestArgumentHalves(t *testing.T) {
+	rules := []rule{{nr: 280, any: [][]cond{{{1, opEq, 5}}, {{hi(1), opEq, 7}}, {{1, opEq, 9}}}}}
+	insts, err := assemble(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := bpf.NewVM(insts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a1 := range []uint64{5, 7, 9, 7 << 32, 7<<32 | 7, 5<<32 | 9, 1 << 32} {
+		a := []uint64{0, a1, 0, 0, 0, 0}
+		got, err := vm.Run(seccompData(auditArchX86_64, 280, a...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := ruleVerdict(rules, auditArchX86_64, 280, a); uint32(got) != want {
+			t.Errorf("argument %#x: verdict %#x, the rules say %#x", a1, got, want)
 		}
 	}
 }

@@ -237,8 +237,13 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 		// Emptying a snapshot's temporary before it is written again;
 		// the broker renames it into place.
 		Truncate: snap != nil,
-		Prefix:   "smolvmm: ",
-		Advice:   " (smolvmm --no-seccomp turns the filter off; please report the call)",
+		// A snapshot sets a writable image's too recent time back
+		// (futimens) so that its restore need not read the image. Only
+		// a run with --snapshot snapshots; without the option the call
+		// fails (EPERM), and the restore would read the image.
+		SetFileTimes: snap != nil,
+		Prefix:       "smolvmm: ",
+		Advice:       " (smolvmm --no-seccomp turns the filter off; please report the call)",
 	}
 	if term != nil {
 		filter.Terminal = &sandbox.Terminal{FD: fd,

@@ -281,7 +281,7 @@ func TestReadmeSeccompFigures(t *testing.T) {
 	for i, f := range []sandbox.Filter{{}, {UnixSockets: true}, {Sockets: true}, {Sockets: true, UnixSockets: true}} {
 		for snap := range 2 {
 			f.Ioctls = vmm.RunIoctls()
-			f.Truncate = snap == 1
+			f.Truncate, f.SetFileTimes = snap == 1, snap == 1
 			static, cgo, err := f.Sizes()
 			if err != nil {
 				t.Fatal(err)
