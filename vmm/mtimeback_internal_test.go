@@ -104,3 +104,47 @@ func TestSetMtimeBack(t *testing.T) {
 		})
 	}
 }
+
+// TestSetMtimeBackAgain: an image whose time a snapshot set back, written
+// just after it (within the same second, as a guest running on does) and
+// snapshotted again later, is not given the time the first snapshot
+// recorded: that snapshot's restore would take the image written since
+// as unchanged and not read it. Both were set to the same whole second,
+// 4 s before their base: 10:00:00.5 and 10:00:00.7 gave 09:59:56.
+func TestSetMtimeBackAgain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(path, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sec := time.Now().Add(-time.Hour).Truncate(time.Second)
+	setBack := func(mtime, taken time.Time) time.Time {
+		t.Helper()
+		if err := os.Chtimes(path, time.Time{}, mtime); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := setMtimeBack(f, fi, taken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.ModTime().Before(mtime) {
+			t.Skipf("this file system keeps %v: no time set back (it stores no nanoseconds)", got.ModTime())
+		}
+		return got.ModTime()
+	}
+	// Written at .5, snapshotted at .6; written again at .7 (the
+	// guest running on), snapshotted a minute later.
+	first := setBack(sec.Add(500*time.Millisecond), sec.Add(600*time.Millisecond))
+	second := setBack(sec.Add(700*time.Millisecond), sec.Add(time.Minute))
+	if first.Equal(second) {
+		t.Errorf("both snapshots set the time back to %v: the first's restore would trust the image written since", first)
+	}
+}

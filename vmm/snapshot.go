@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -138,12 +139,20 @@ func mtimeProvesUnchanged(w DiskIdentity) bool {
 
 // setMtimeBack sets the modification time of f, a disk image whose
 // identity fi was taken at taken and whose time is too recent to prove it
-// unchanged at a restore (mtimeProvesUnchanged), back to a whole second
-// more than mtimeTrustMargin before the earlier of taken and that time,
-// and returns f's FileInfo then. It is called with the guest paused and
-// the devices quiesced, so none of this machine's writes comes between: any
-// write after it sets the time to its file system's clock then, past the
-// one recorded by more than the margin, and the restore's check of the
+// unchanged at a restore (mtimeProvesUnchanged), back to between 1 and
+// 2 s more than mtimeTrustMargin before the earlier of taken and that
+// time, its nanoseconds drawn at random, and returns f's FileInfo then.
+// Not a whole second: an earlier snapshot's set-back time, which a write
+// since moved the image off, would be set again by this one when that
+// write came within the same second of the earlier one's base (a guest
+// running on writes just after a snapshot), and the earlier snapshot's
+// restore would trust the image written since. On a file system that
+// does not store the time given to the nanosecond (whole seconds on ext3,
+// FAT's 2 s) the image gets its old time back, and the restore reads it.
+// It is called with the guest paused and the devices quiesced, so none
+// of this machine's writes comes between: any write after it sets the
+// time to its file system's clock then, past the one recorded by more
+// than the margin, and the restore's check of the
 // unchanged time stays sound without reading the image. The file's own
 // time comes from its file system's clock (an NFS server's), so counting
 // from it too keeps a later write apart when that clock lags the host's.
@@ -160,27 +169,45 @@ func setMtimeBack(f *os.File, fi os.FileInfo, taken time.Time) (os.FileInfo, err
 	if t := fi.ModTime(); t.Before(base) {
 		base = t
 	}
-	back := base.Add(-mtimeTrustMargin - time.Second).Truncate(time.Second)
-	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(back.UnixNano())}
+	back := base.Add(-mtimeTrustMargin - time.Second - time.Duration(rand.Int64N(int64(time.Second))))
 	var set bool
 	if err := rc.Control(func(fd uintptr) {
 		fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
 		if err != nil || fl&unix.O_ACCMODE == unix.O_RDONLY {
 			return
 		}
-		// futimens(3): utimensat with no path sets the open file's times.
-		_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, fd, 0, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
-		set = errno == 0
+		set = futimens(fd, back) == nil
 	}); err != nil || !set {
 		return fi, nil
 	}
-	// The time the file system stored (rounded to its tick) is the one a
-	// restore finds.
 	nfi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("its modification time set back to %s: %w", back.UTC().Format(time.RFC3339), err)
+		return nil, fmt.Errorf("its modification time set back to %s: %w", back.UTC().Format(time.RFC3339Nano), err)
 	}
-	return nfi, nil
+	if nfi.ModTime().Equal(back) {
+		return nfi, nil
+	}
+	// Rounded to the file system's tick: its old time, which it stored
+	// so, goes back, and the restore reads the image.
+	var putErr error
+	if err := rc.Control(func(fd uintptr) { putErr = futimens(fd, fi.ModTime()) }); err != nil {
+		putErr = err
+	}
+	if putErr != nil {
+		return nil, fmt.Errorf("its modification time set back to %s, stored as %s, then put back to %s: %w", back.UTC().Format(time.RFC3339Nano),
+			nfi.ModTime().UTC().Format(time.RFC3339Nano), fi.ModTime().UTC().Format(time.RFC3339Nano), putErr)
+	}
+	return fi, nil
+}
+
+// futimens sets the modification time of the file open as fd to mtime,
+// leaving its access time: utimensat with no path, as futimens(3) does.
+func futimens(fd uintptr, mtime time.Time) error {
+	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtime.UnixNano())}
+	if _, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, fd, 0, uintptr(unsafe.Pointer(&ts)), 0, 0, 0); errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 // contentDigest is DiskIdentity.Content for a snapshot.FileDigest.
