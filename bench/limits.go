@@ -43,14 +43,24 @@ type LimitError struct {
 	PerVM uint64
 	// Max is the most VMs the rest could hold: (Value-Used-Bench)/PerVM.
 	Max int
-	// Own is CheckOwnLimits' refusal: the VM is this process (N 1),
-	// Used is the other tasks', and PerVM the tasks this process will
-	// have in all with its guest running.
+	// Own is CheckOwnLimits' answer: the VM is this process (N 1),
+	// Used is the other tasks', PerVM the tasks this process likely has
+	// in all with its guest running, and Least the fewest it runs with.
 	Own bool
+	// Least is, with Own, the fewest tasks this process runs its guest
+	// with: the room is below it in a refusal, and holds it in a Tight
+	// warning.
+	Least uint64
+	// Tight is, with Own, CheckOwnLimits' warning: the room holds Least
+	// but not PerVM, so the VM may run out of tasks.
+	Tight bool
 }
 
 // Error says the VMs asked for and Why they do not fit.
 func (e *LimitError) Error() string {
+	if e.Tight {
+		return "the VM may run out of tasks: " + e.Why()
+	}
 	if e.Own {
 		return "the VM: " + e.Why()
 	}
@@ -72,8 +82,12 @@ func (e *LimitError) Why() string {
 		if e.Limit == "RLIMIT_NPROC" {
 			what = "processes and threads of the user it runs as"
 		}
-		return fmt.Sprintf("%s is %d, with %d %s besides this VMM, which takes %d with its guest running",
-			e.Limit, e.Value, e.Used, what, e.PerVM)
+		if e.Tight {
+			return fmt.Sprintf("%s is %d, with %d %s besides this VMM, which may take %d with its guest running (it runs with %d at the least)",
+				e.Limit, e.Value, e.Used, what, e.PerVM, e.Least)
+		}
+		return fmt.Sprintf("%s is %d, with %d %s besides this VMM, which cannot run its guest with fewer than %d",
+			e.Limit, e.Value, e.Used, what, e.Least)
 	}
 	kept := ""
 	switch {
@@ -92,23 +106,29 @@ func CheckHostLimits(t Target, n int) error {
 	return checkLimits(n, needOf(t), readHostLimits())
 }
 
-// CheckOwnLimits refuses, with a LimitError (Own), the VM this process
-// is about to run itself (a VMM, where RunParallel's VMs are its
-// children) when a task limit of the host certainly cannot hold it:
-// tasks is how many the process will have in all with the guest running
-// (those it has now among them; see Target.Tasks), uid the user they
-// count against for RLIMIT_NPROC by then (the one it drops to, if it
-// does: its tasks move to that user's count). Its descriptors are not
-// checked: an open that finds none fails with an error of its own,
-// where a Go runtime that cannot make a thread it needs dies (fatal
-// error: newosproc), the guest with it. What others take of the room
-// after the check is not foreseen.
-func CheckOwnLimits(uid int, tasks uint64) error {
+// CheckOwnLimits weighs the room a task limit of the host leaves for the
+// VM this process is about to run itself (a VMM, where RunParallel's VMs
+// are its children): least is the fewest tasks the process runs its
+// guest with, likely how many it likely has in all with the guest
+// running (those it has now among them in both; see Target.Tasks), uid
+// the user they count against for RLIMIT_NPROC by then (the one it
+// drops to, if it does: its tasks move to that user's count). A room
+// below least is refused, with a LimitError (Own): a Go runtime that
+// cannot make a thread it needs dies (fatal error: newosproc, or
+// pthread_create failed) or stalls, the guest with it. A room that holds
+// least but not likely is not refused: tight is then a LimitError (Own,
+// Tight) that says the VM may run out of tasks, since how many threads
+// the runtime makes depends on timing. Its descriptors are not checked:
+// an open that finds none fails with an error of its own. What others
+// take of the room after the check is not foreseen.
+func CheckOwnLimits(uid int, least, likely uint64) (tight *LimitError, err error) {
+	l := readHostLimits()
+	// Counted after the limits, so that a thread the runtime made while
+	// they were read is not taken for another's.
 	have, err := ownThreads()
 	if err != nil {
 		have = 0
 	}
-	l := readHostLimits()
 	if uid != os.Getuid() {
 		// readHostLimits counted this process's user, as what it is
 		// now: the user it becomes counts instead, and so do the
@@ -123,23 +143,30 @@ func CheckOwnLimits(uid int, tasks uint64) error {
 			}
 		}
 	}
-	return checkOwn(uint64(have), tasks, l)
+	return checkOwn(uint64(have), least, likely, l)
 }
 
-// checkOwn is CheckOwnLimits for a process with have tasks now, and
-// tasks in all with its guest running, under the limits l, whose counts
-// hold its own have.
-func checkOwn(have, tasks uint64, l hostLimits) error {
+// checkOwn is CheckOwnLimits for a process with have tasks now, least at
+// the fewest and likely in all with its guest running, under the limits
+// l, whose counts hold its own have.
+func checkOwn(have, least, likely uint64, l hostLimits) (tight *LimitError, err error) {
 	others := func(used uint64) uint64 { return used - min(used, have) }
-	need := parallelNeed{tasks: max(tasks, 1)}
+	least = max(least, 1)
+	likely = max(likely, least)
 	l.nofile = 0
 	l.nprocUsed, l.tasks, l.cgroupPidsUsed = others(l.nprocUsed), others(l.tasks), others(l.cgroupPidsUsed)
-	err := checkLimits(1, need, l)
-	var le *LimitError
-	if errors.As(err, &le) {
-		le.Own = true
+	own := func(err error, tight bool) *LimitError {
+		var le *LimitError
+		if !errors.As(err, &le) {
+			return nil
+		}
+		le.Own, le.Tight, le.Least, le.PerVM = true, tight, least, likely
+		return le
 	}
-	return err
+	if le := own(checkLimits(1, parallelNeed{tasks: least}, l), false); le != nil {
+		return nil, le
+	}
+	return own(checkLimits(1, parallelNeed{tasks: likely}, l), true), nil
 }
 
 // Is makes errors.Is(err, ErrHostLimit) true.

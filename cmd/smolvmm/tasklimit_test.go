@@ -17,11 +17,14 @@ import (
 
 // TestRunTaskLimit: a VM whose threads a task limit has no room for is
 // refused before its guest runs, with status 1, the limit, and how to
-// raise it: its Go runtime died instead, "fatal error: newosproc" with
-// status 2, the guest in KVM_RUN, under a cgroup's pids.max (the tasks
-// of the cgroup) or RLIMIT_NPROC (those of the user --user gives). The
-// limits leave room for the runtime's start (about 7 threads) but not
-// for the VM's 9 (GOMAXPROCS 2, no network: bench's vmTasks).
+// raise it, under a cgroup's pids.max (the tasks of the cgroup) or
+// RLIMIT_NPROC (those of the user --user gives); one the limit may run
+// short of is warned of, and runs. With GOMAXPROCS 2 and no network, a
+// VMM without the check died in every run at pids.max 7 ("fatal error:
+// newosproc", status 2), completed 5 of 20 at 8, and every run at 9 and
+// 10; runTasks says 8 at the least, 10 likely. With the check, 75 of 80
+// completed at 9 (its reads may cost the runtime a thread), so there the
+// warning is asserted, and the run's end only when it did not die so.
 func TestRunTaskLimit(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
@@ -31,28 +34,79 @@ func TestRunTaskLimit(t *testing.T) {
 	}
 	bin := smolvmmBin(t)
 	counter := guests.ForTest(t, "counter")
-	t.Run("pids.max", func(t *testing.T) {
-		procs, path := testPidsCgroup(t, 8)
-		status, stderr := runLimited(t, []string{"sh", "-c", `echo $$ > "$0" && exec "$@"`, procs}, bin, "run", "-k", counter, "--net", "none")
-		want := "smolvmm run: the VM: pids.max of cgroup " + path + " is 8, with 0 tasks in it besides this VMM, which takes "
-		advice := "(raise the limit: the cgroup's pids.max (systemd: TasksMax=); or end some of the processes that take it)\n"
-		if status != 1 || !strings.HasPrefix(stderr, want) || !strings.HasSuffix(stderr, advice) {
-			t.Fatalf("status %d, stderr:\n%s\nwant 1, %q ... %q", status, stderr, want, advice)
-		}
-	})
+	advice := "(raise the limit: the cgroup's pids.max (systemd: TasksMax=); or end some of the processes that take it)\n"
+	tests := []struct {
+		max    int
+		status int
+		stderr string // its start; the advice ends it when not ""
+		done   bool   // the guest ran to its end
+		mayDie bool   // or the runtime died, after the warning
+	}{
+		{7, 1, "smolvmm run: the VM: pids.max of cgroup PATH is 7, with 0 tasks in it besides this VMM, which cannot run its guest with fewer than 8 ", false, false},
+		{9, 1, "smolvmm run: warning: the VM may run out of tasks: pids.max of cgroup PATH is 9, with 0 tasks in it besides this VMM, which may take 10 with its guest running (it runs with 8 at the least): its Go runtime dies if it cannot make a thread it needs ", true, true},
+		{10, 1, "", true, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("pids.max %d", tt.max), func(t *testing.T) {
+			procs, path := testPidsCgroup(t, tt.max)
+			var status int
+			var stdout, stderr string
+			// Below the least, the runtime may die making the threads
+			// of the VMM's start, before the check: those are tried
+			// again.
+			for range 3 {
+				status, stdout, stderr = runLimitedOut(t, []string{"sh", "-c", `echo $$ > "$0" && exec "$@"`, procs}, bin, "run", "-k", counter, "--net", "none")
+				if !diedStarting(status, stderr) {
+					break
+				}
+			}
+			want := strings.ReplaceAll(tt.stderr, "PATH", path)
+			okErr := stderr == "" && want == ""
+			if want != "" {
+				first, _, _ := strings.Cut(stderr, "\n")
+				okErr = strings.HasPrefix(first, want) && strings.HasSuffix(first+"\n", advice)
+			}
+			if tt.mayDie && okErr && status == 2 && strings.Contains(stderr, "\nfatal error: newosproc\n") {
+				return
+			}
+			if status != tt.status || !okErr || strings.Contains(stdout, "counter: done") != tt.done {
+				t.Fatalf("status %d, stderr:\n%s\nstdout ends %q\nwant %d, stderr %q ... %q, guest done %v", status, stderr, tail(stdout), tt.status, want, advice, tt.done)
+			}
+		})
+	}
 	t.Run("RLIMIT_NPROC --user", func(t *testing.T) {
 		bash, err := exec.LookPath("bash")
 		if err != nil {
 			t.Skip("needs bash for ulimit -u")
 		}
-		limit := nobodyTasks(t) + 7
-		status, stderr := runLimited(t, []string{bash, "-c", `ulimit -u "$0" && exec "$@"`, strconv.Itoa(limit)}, bin, "run", "--user", "nobody", "-k", counter, "--net", "none")
+		var status int
+		var stderr string
+		var limit int
+		for range 3 {
+			limit = nobodyTasks(t) + 7
+			status, stderr = runLimited(t, []string{bash, "-c", `ulimit -u "$0" && exec "$@"`, strconv.Itoa(limit)}, bin, "run", "--user", "nobody", "-k", counter, "--net", "none")
+			if !diedStarting(status, stderr) {
+				break
+			}
+		}
 		want := fmt.Sprintf("smolvmm run: the VM: RLIMIT_NPROC is %d, with ", limit)
 		advice := "(raise the limit: ulimit -u, or LimitNPROC= in a systemd unit; or end some of the processes that take it)\n"
-		if status != 1 || !strings.HasPrefix(stderr, want) || !strings.Contains(stderr, " processes and threads of the user it runs as besides this VMM, which takes ") || !strings.HasSuffix(stderr, advice) {
+		if status != 1 || !strings.HasPrefix(stderr, want) || !strings.Contains(stderr, " processes and threads of the user it runs as besides this VMM, which cannot run its guest with fewer than 8 ") || !strings.HasSuffix(stderr, advice) {
 			t.Fatalf("status %d, stderr:\n%s\nwant 1, %q ... %q", status, stderr, want, advice)
 		}
 	})
+}
+
+// diedStarting reports whether a run under a task limit died in the Go
+// runtime before smolvmm's check: status 2, the runtime's report and
+// nothing of smolvmm's.
+func diedStarting(status int, stderr string) bool {
+	return status == 2 && strings.HasPrefix(stderr, "fatal error: newosproc") && !strings.Contains(stderr, "smolvmm run:")
+}
+
+// tail is the end of s, for a message.
+func tail(s string) string {
+	return s[max(len(s)-80, 0):]
 }
 
 // runLimited runs smolvmm (bin, args) through the shell command wrap,
@@ -60,10 +114,17 @@ func TestRunTaskLimit(t *testing.T) {
 // status and stderr.
 func runLimited(t *testing.T, wrap []string, bin string, args ...string) (int, string) {
 	t.Helper()
+	status, _, stderr := runLimitedOut(t, wrap, bin, args...)
+	return status, stderr
+}
+
+// runLimitedOut is runLimited that returns standard output too.
+func runLimitedOut(t *testing.T, wrap []string, bin string, args ...string) (int, string, string) {
+	t.Helper()
 	c := exec.Command(wrap[0], append(append(wrap[1:], bin), args...)...)
 	c.Env = append(os.Environ(), "GOMAXPROCS=2")
-	var stderr bytes.Buffer
-	c.Stderr = &stderr
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
 	c.WaitDelay = time.Second
 	timer := time.AfterFunc(30*time.Second, func() { c.Process.Kill() })
 	defer timer.Stop()
@@ -72,7 +133,7 @@ func runLimited(t *testing.T, wrap []string, bin string, args ...string) (int, s
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatal(err)
 	}
-	return c.ProcessState.ExitCode(), stderr.String()
+	return c.ProcessState.ExitCode(), stdout.String(), stderr.String()
 }
 
 // nobodyTasks counts the tasks of nobody's processes (uid 65534).
