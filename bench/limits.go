@@ -122,26 +122,23 @@ func CheckHostLimits(t Target, n int) error {
 // an open that finds none fails with an error of its own. What others
 // take of the room after the check is not foreseen.
 func CheckOwnLimits(uid int, least, likely uint64) (tight *LimitError, err error) {
-	l := readHostLimits()
+	// The user it runs as counts under RLIMIT_NPROC, unless it is root
+	// (a user it becomes, as it is then: no capability kept).
+	enforced := nprocEnforced()
+	if uid != os.Getuid() {
+		enforced = uid != 0
+	}
+	l := readTaskLimits(uid, enforced, max(likely, least))
 	// Counted after the limits, so that a thread the runtime made while
 	// they were read is not taken for another's.
 	have, err := ownThreads()
 	if err != nil {
 		have = 0
 	}
-	if uid != os.Getuid() {
-		// readHostLimits counted this process's user, as what it is
-		// now: the user it becomes counts instead, and so do the
-		// limits on it, unless it is root.
-		l.nproc, l.nprocUsed = 0, 0
-		var r unix.Rlimit
-		if uid != 0 && unix.Getrlimit(unix.RLIMIT_NPROC, &r) == nil && r.Cur != unix.RLIM_INFINITY {
-			if used, err := userTasks(uid); err == nil {
-				// Ours are not that user's yet: as many added as
-				// are taken off below.
-				l.nproc, l.nprocUsed = r.Cur, used+uint64(have)
-			}
-		}
+	if uid != os.Getuid() && l.nproc != 0 {
+		// Ours are not that user's yet: as many added as are taken
+		// off below.
+		l.nprocUsed += uint64(have)
 	}
 	return checkOwn(uint64(have), least, likely, l)
 }
@@ -348,29 +345,8 @@ var pidfdWorks = sync.OnceValue(func() bool {
 // systemLimits reads the limits of this process and host; what it cannot
 // read is left 0 (unchecked).
 func systemLimits() hostLimits {
-	var l hostLimits
+	l := taskLimits(os.Getuid(), nprocEnforced(), ^uint64(0))
 	var r syscall.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NPROC, (*unix.Rlimit)(&r)) == nil && r.Cur != unix.RLIM_INFINITY && nprocEnforced() {
-		if used, err := userTasks(os.Getuid()); err == nil {
-			l.nproc, l.nprocUsed = r.Cur, used
-		}
-	}
-	l.threadsMax, _ = readUint("/proc/sys/kernel/threads-max")
-	l.pidMax, _ = readUint("/proc/sys/kernel/pid_max")
-	// /proc/loadavg's fourth field: running/existing tasks.
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(b)); len(f) >= 4 {
-			if _, total, ok := strings.Cut(f[3], "/"); ok {
-				l.tasks, _ = strconv.ParseUint(total, 10, 64)
-			}
-		}
-	}
-	if l.tasks == 0 {
-		l.threadsMax, l.pidMax = 0, 0
-	}
-	if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
-		l.cgroupPids, l.cgroupPidsUsed, l.cgroup = cgroupPids("/sys/fs/cgroup", string(b))
-	}
 	// The runtime opens its poller's two descriptors (epoll, eventfd) at
 	// the first pipe or socket it is given, and keeps them: a bench's first
 	// run, counted before them, found two fewer free than it had. A pipe
@@ -386,6 +362,44 @@ func systemLimits() hostLimits {
 	}
 	return l
 }
+
+// taskLimits is systemLimits but for the descriptors, for tasks of user
+// uid, whose RLIMIT_NPROC counts where enforced. That user's tasks are
+// counted (a read of every process's status: milliseconds, tens of them
+// for a user who may not read others') only where the host's tasks and
+// need could reach the limit: fewer, the host's, which hold them, stand
+// for them.
+func taskLimits(uid int, enforced bool, need uint64) hostLimits {
+	var l hostLimits
+	l.threadsMax, _ = readUint("/proc/sys/kernel/threads-max")
+	l.pidMax, _ = readUint("/proc/sys/kernel/pid_max")
+	// /proc/loadavg's fourth field: running/existing tasks.
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 4 {
+			if _, total, ok := strings.Cut(f[3], "/"); ok {
+				l.tasks, _ = strconv.ParseUint(total, 10, 64)
+			}
+		}
+	}
+	var r unix.Rlimit
+	if enforced && unix.Getrlimit(unix.RLIMIT_NPROC, &r) == nil && r.Cur != unix.RLIM_INFINITY {
+		if l.tasks > 0 && l.tasks < r.Cur && need <= r.Cur-l.tasks {
+			l.nproc, l.nprocUsed = r.Cur, l.tasks
+		} else if used, err := userTasks(uid); err == nil {
+			l.nproc, l.nprocUsed = r.Cur, used
+		}
+	}
+	if l.tasks == 0 {
+		l.threadsMax, l.pidMax = 0, 0
+	}
+	if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
+		l.cgroupPids, l.cgroupPidsUsed, l.cgroup = cgroupPids("/sys/fs/cgroup", string(b))
+	}
+	return l
+}
+
+// readTaskLimits reads the limits on tasks (taskLimits); tests replace it.
+var readTaskLimits = taskLimits
 
 // fdsBelow is how many of the descriptors listed in fds (the entries of
 // /proc/self/fd) take a number below limit, the one read's own left out.
