@@ -987,8 +987,9 @@ func removeOlderStripped(dir string) {
 // reported Changed. A good copy of this revision a smolvmm stripped
 // before names said the revision is used, and given the new name as well
 // where the cache may be written (adoptUnmarked); Path is its unmarked
-// name where it may not. Once it has written a copy, it removes those an
-// older kstrip revision left beside it (removeOlderStripped). The copy
+// name where it may not. Once it has written a copy, and at each use of
+// it in a cache of this user's, it removes those an older kstrip revision
+// left beside it (removeOlderStripped). The copy
 // returned is held, a shared lock on it that keeps a newer smolvmm from
 // removing it, until Close. A copy that
 // cannot be stored because the cache may not be
@@ -1003,6 +1004,12 @@ func StripCached(k fetch.File, keep []string, strip StripFunc) (Stripped, error)
 		if h := holdStripped(path); h != nil {
 			got, err := fetch.HashFile(path)
 			if err == nil && got == strings.TrimSpace(string(want)) {
+				// Older copies held when this one was written (a VM
+				// an older smolvmm's up runs) go once let go; a use
+				// changes no cache but this user's own.
+				if ownDir(filepath.Dir(path)) {
+					removeOlderStripped(filepath.Dir(path))
+				}
 				return Stripped{Path: path, Cached: true, hold: h}, nil
 			}
 			h.Close()
@@ -1042,6 +1049,12 @@ func StripCached(k fetch.File, keep []string, strip StripFunc) (Stripped, error)
 		removeOlderStripped(filepath.Dir(path))
 		return Stripped{Path: path, Changed: changed, Summary: summary, hold: h}, nil
 	}
+}
+
+// ownDir reports whether dir belongs to this process's effective user.
+func ownDir(dir string) bool {
+	var st unix.Stat_t
+	return unix.Stat(dir, &st) == nil && int(st.Uid) == os.Geteuid()
 }
 
 // cacheErr is err, matching fetch.ErrCacheNotWritable too when it says

@@ -83,3 +83,44 @@ func TestStripCachedKeepsHeldCopies(t *testing.T) {
 		t.Errorf("%s was kept once no one held it", held)
 	}
 }
+
+// TestStripCachedSweepsOnceReleased: an older revision's copy held while
+// this revision's was stripped (a VM an older smolvmm's up runs) is kept
+// then, and removed at a later use of the cached copy once let go: it
+// was kept for good, only a new strip removing older copies.
+func TestStripCachedSweepsOnceReleased(t *testing.T) {
+	const sum = "abc"
+	keep := []string{"mainbus", "com"}
+	dir := t.TempDir()
+	k := fetch.File{Path: filepath.Join(dir, fetch.KernelName), SHA512: sum}
+	write(t, k.Path, "kernel")
+	held := strippedName(sum, keep, kstrip.Revision-1)
+	stripped(t, filepath.Join(dir, held), "stripped "+held)
+	user, err := os.Open(filepath.Join(dir, held))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer user.Close()
+	if err := unix.Flock(int(user.Fd()), unix.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	strips := 0
+	s, err := StripCached(k, keep, countingStrip(&strips))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Lstat(filepath.Join(dir, held)); err != nil {
+		t.Fatalf("the held copy went while held: %v", err)
+	}
+	user.Close()
+	if s, err = StripCached(k, keep, countingStrip(&strips)); err != nil || !s.Cached || strips != 1 {
+		t.Fatalf("StripCached = %+v, %v after %d strips; want the cached copy, one strip in all", s, err, strips)
+	}
+	s.Close()
+	for _, name := range []string{held, held + ".sha512"} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("%s kept once no one held it", name)
+		}
+	}
+}

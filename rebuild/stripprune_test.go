@@ -20,7 +20,8 @@ import (
 // the revision was named) goes only with the older revision's copy it is
 // a hard link to: another may be this revision's for another keep list,
 // which the name cannot tell. A copy found good strips nothing, and
-// removes nothing.
+// removes the same in a cache of this user's (older copies a VM held at
+// the strip go once let go), nothing in another user's.
 func TestStripCachedRemovesOlderRevisions(t *testing.T) {
 	const sum = "abc"
 	keep := []string{"mainbus", "com"}
@@ -39,11 +40,14 @@ func TestStripCachedRemovesOlderRevisions(t *testing.T) {
 		// cached: a good copy of this revision and keep list is there.
 		cached bool
 		want   []string
+		owner  int // the directory's, when not this user's (-1)
 	}{
 		{"strip", false, append([]string{current, current + ".sha512", other, other + ".sha512", newer, newer + ".sha512",
-			unmarked, unmarked + ".sha512"}, unknown...)},
+			unmarked, unmarked + ".sha512"}, unknown...), -1},
 		{"cached", true, append([]string{current, current + ".sha512", other, other + ".sha512", newer, newer + ".sha512",
-			older, older + ".sha512", unmarked, unmarked + ".sha512", twin, twin + ".sha512"}, unknown...)},
+			unmarked, unmarked + ".sha512"}, unknown...), -1},
+		{"cached in another user's cache", true, append([]string{current, current + ".sha512", other, other + ".sha512", newer, newer + ".sha512",
+			older, older + ".sha512", unmarked, unmarked + ".sha512", twin, twin + ".sha512"}, unknown...), 65534},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -68,6 +72,14 @@ func TestStripCachedRemovesOlderRevisions(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.want = append(tt.want, "netbsd-GENERIC.kstrip-fedcba9876543210")
+			if tt.owner >= 0 {
+				if os.Geteuid() != 0 {
+					t.Skip("giving the cache to another user needs root")
+				}
+				if err := os.Chown(dir, tt.owner, tt.owner); err != nil {
+					t.Fatal(err)
+				}
+			}
 			strips := 0
 			s, err := StripCached(k, keep, countingStrip(&strips))
 			if err != nil || s.Cached != tt.cached || filepath.Base(s.Path) != current {
