@@ -269,8 +269,11 @@ type Config struct {
 	// needs more than RunIoctls: sandbox.Filter's Truncate, and its
 	// renames done by another process (Target.UseRenamer), or, in a
 	// process no guest can take over, RenameDir (the README's sandbox
-	// recipe says how). Close may be called from it (see
-	// Machine.Close), and so may Snapshot.
+	// recipe says how). A snapshot of a disk image written just before
+	// it sets the image's mtime back (futimens, see Machine.Snapshot):
+	// sandbox.Filter's SetFileTimes lets it, and without it the call
+	// fails (EPERM) and the restore reads the image whole. Close may be
+	// called from it (see Machine.Close), and so may Snapshot.
 	BeforeRun func() error
 
 	// SnapshotOnReady, when set, receives a snapshot of the machine taken

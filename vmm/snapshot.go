@@ -298,6 +298,15 @@ type snapRequest struct {
 // under a seccomp filter it needs calls that RunIoctls' recipe forbids
 // (see Config.BeforeRun).
 //
+// A disk image the machine has open read-write whose mtime is too recent
+// to prove it unchanged at a restore (DiskIdentity) gets its mtime set
+// back 4 to 5 s, with the guest paused (utimensat on its descriptor,
+// futimens), so that the restore need not read it whole; where that call
+// fails (another user's file, a seccomp filter refusing it: see
+// Config.BeforeRun) the mtime is kept and the restore reads the image. A
+// tool that compares the image's mtime with its sources' (make, a
+// rebuild by dates) may then take it for a few seconds older than it is.
+//
 // A machine one of whose disks had a flush fail on the host
 // (blk.Disk.FlushError) is refused every snapshot, before anything is
 // written to w: an *Error wrapping a *DiskFlushError naming the disk. The
