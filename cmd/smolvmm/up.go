@@ -412,7 +412,7 @@ func lockImageRecord(ctx context.Context, log io.Writer, stamp rebuild.Stamp, im
 			if holder == "" {
 				holder = "another up"
 			}
-			fmt.Fprintf(log, "smolvmm up: waiting for %s, which is building or recording %s\n", holder, image)
+			fmt.Fprintln(log, noticeLine("up", "", fmt.Sprintf("waiting for %s, which is building or recording %s", holder, image)))
 			if upWaiting != nil {
 				upWaiting(image)
 			}
