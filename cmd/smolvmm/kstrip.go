@@ -14,7 +14,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -27,6 +29,7 @@ import (
 	"github.com/smolvmm/smolvmm/internal/lockholder"
 	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/kstrip"
+	"github.com/smolvmm/smolvmm/virtio/blk"
 )
 
 // defaultKeepText is the default keep list as kstrip's help and errors
@@ -252,9 +255,11 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 		// A disk image a running VM holds is never replaced: the VM would
 		// write on to the unlinked old file (as mkimg -f refuses it). A
 		// file this process may not read is not checked: the rename needs
-		// no read, and no VM of this user can hold it.
+		// no read, and no VM of this user can hold it. The lock on a
+		// kernel is another kstrip's (VMs lock disks, not kernels), which
+		// lockKstripOutput waits for.
 		if _, err := os.Stat(target); err == nil {
-			if err := checkNotInUse(target); err != nil && !errors.Is(err, fs.ErrPermission) {
+			if err := checkNotInUse(target); err != nil && !errors.Is(err, fs.ErrPermission) && checkOutputIsKernel(out, target) != nil {
 				return err
 			}
 		}
@@ -297,15 +302,20 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 	// Another kstrip writing the same file read it before this one or
 	// after: the kernel is read only once that one's rename is done, so
 	// that this edit applies on top of its edit, which would otherwise be
-	// lost.
+	// lost. The lock is let go once the file is written, not after the
+	// output: a reader of stdout that stalls must not hold up that kstrip.
+	unlock := func() {}
 	if out := c.String("output"); !c.Bool("dry-run") && out != "-" && kstripEdits(c) {
 		if out == "" {
 			out = in
 		}
-		unlock, err := lockKstripOutput(ctx, out, stderr)
-		if err != nil {
+		var err error
+		if unlock, err = lockKstripOutput(ctx, out, stderr); err != nil {
 			return err
 		}
+		var once sync.Once
+		release := unlock
+		unlock = func() { once.Do(release) }
 		defer unlock()
 	}
 	f, err := kstrip.ReadFile(in)
@@ -349,7 +359,9 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 		for _, w := range out.Warnings {
 			warnf(stderr, "kstrip", "%s", w)
 		}
-		if out.Output, out.Written, err = kstripWrite(ctx, c, in, f, k, len(r.Changes), stdout); err != nil {
+		out.Output, out.Written, err = kstripWrite(ctx, c, in, f, k, len(r.Changes), stdout)
+		unlock()
+		if err != nil {
 			return err
 		}
 	}
@@ -384,67 +396,129 @@ func runKstrip(ctx context.Context, c *cli.Context) error {
 	return &fileError{fmt.Sprintf("kstrip: %s was written; only its %s lost: %v", out.Output, lost, stdoutError(printed.err)), printed.err}
 }
 
-// kstripLockWait is how long kstrip waits for another kstrip writing a
-// kernel in the same directory before it refuses; kstripWaiting, when
-// set (by tests), is called once when it begins to wait.
+// kstripLockWait is how long kstrip waits for the lock on the file it
+// replaces before it refuses; kstripWaiting, when set (by tests), is
+// called once when it begins to wait.
 var (
 	kstripLockWait = 30 * time.Second
-	kstripWaiting  func(dir string)
+	kstripWaiting  func(path string)
 )
 
-// lockKstripOutput takes an exclusive flock on the directory of the file
-// out names (through a link, its target's), which every kstrip writing a
-// file there holds from its read of the kernel to its rename: a lock on
-// the kernel itself would not do, for the rename puts a new file (inode)
-// in its place, and a second kstrip would lock the old one. A directory
-// lock leaves no file behind. It waits for another kstrip, at most
-// kstripLockWait, then refuses. Where the lock cannot be taken at all (a
-// directory this user may not read, a file system refusing flock on
-// directories, as NFS does), the edit goes on unlocked, as before.
+// lockKstripOutput takes an exclusive flock on the file out names
+// (through a link, its target), which a kstrip replacing it holds from
+// its read of the kernel to its rename, so that a second kstrip editing
+// the same kernel reads it only once the first one's edit is in place.
+// The rename puts a new file (inode) under the name, so a lock taken on
+// the old one is checked against the name, and taken again on the new
+// file when the name has moved on. An -o file that does not exist yet
+// has nothing to lock: kstrips writing it do not wait for each other. It
+// waits at most kstripLockWait, then refuses. Where the lock cannot be
+// taken at all (a file this user may not read, a file system without
+// flock), the edit goes on unlocked, as before.
 func lockKstripOutput(ctx context.Context, out string, stderr io.Writer) (unlock func(), err error) {
-	target, err := atomicfile.Target(out)
-	if err != nil {
-		target = out
-	}
-	dir := filepath.Dir(target)
-	d, err := os.Open(dir)
-	if err != nil {
-		return func() {}, nil
-	}
 	deadline := time.Now().Add(kstripLockWait)
-	for waited := false; ; {
-		err := flockRetry(d, unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { d.Close() }, nil
+	waited := false
+	for {
+		target, err := atomicfile.Target(out)
+		if err != nil {
+			target = out
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			d.Close()
+		// O_NONBLOCK: a FIFO put there must not hang us (os.OpenFile
+		// adds O_CLOEXEC).
+		f, err := os.OpenFile(target, os.O_RDONLY|unix.O_NONBLOCK, 0)
+		if err != nil {
 			return func() {}, nil
 		}
-		if ctx.Err() != nil {
-			d.Close()
-			return nil, ctx.Err()
+		st, err := f.Stat()
+		if err != nil || !st.Mode().IsRegular() {
+			f.Close()
+			return func() {}, nil // the writer refuses it, saying what it is
 		}
-		if !time.Now().Before(deadline) {
-			holder := lockholder.Describe(d)
-			d.Close()
-			if holder == "" {
-				holder = "another process"
+		for {
+			err := flockRetry(f, unix.LOCK_EX|unix.LOCK_NB)
+			if err == nil {
+				break
 			}
-			return nil, &fileError{fmt.Sprintf("kstrip: another kstrip is editing a kernel in %s (%s holds the lock on the directory, taken from the read of the kernel to its replacement) and has not finished in %s: %s is left as it is; run kstrip again once that one is done", dir, holder, kstripLockWait, out), err}
-		}
-		if !waited {
-			waited = true
-			fmt.Fprintln(stderr, noticeLine("kstrip", "", "waiting for another kstrip editing a kernel in "+dir))
-			if kstripWaiting != nil {
-				kstripWaiting(dir)
+			if !errors.Is(err, unix.EWOULDBLOCK) {
+				f.Close()
+				return func() {}, nil
+			}
+			if ctx.Err() != nil {
+				f.Close()
+				return nil, ctx.Err()
+			}
+			if !time.Now().Before(deadline) {
+				holder, _ := kstripLockHolder(f)
+				f.Close()
+				return nil, &fileError{fmt.Sprintf("kstrip: %s holds the lock on %s (a kstrip holds it from the read of the kernel to its replacement) and has not let it go in %s: %s is left as it is; run kstrip again once that is done", holder, target, kstripLockWait, out), err}
+			}
+			if !waited {
+				waited = true
+				holder, vm := kstripLockHolder(f)
+				if vm {
+					// A running VM's lock, which it holds until it stops.
+					err := lockImage(f, target) // up.go
+					f.Close()
+					return nil, err
+				}
+				fmt.Fprintln(stderr, noticeLine("kstrip", "", "waiting for "+holder+", which holds the lock on "+target))
+				if kstripWaiting != nil {
+					kstripWaiting(target)
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
 			}
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(20 * time.Millisecond):
+		// The kstrip that held it may have renamed its new kernel over
+		// the name meanwhile: that file is the one to read, and lock.
+		if now, err := os.Stat(target); err == nil && os.SameFile(now, st) {
+			// The flock held, no VM of ours holds the file; a QEMU
+			// takes byte-range locks instead.
+			if err := blk.CheckQEMULocks(f, target); err != nil {
+				f.Close()
+				if errors.Is(err, blk.ErrInUse) {
+					return nil, fmt.Errorf("%w: stop that VM before replacing the image", err)
+				}
+				return nil, err
+			}
+			return func() { f.Close() }, nil
 		}
+		f.Close()
 	}
+}
+
+// kstripLockHolder names for a message who holds the lock on f:
+// "another kstrip (process N (...))" when that is a kstrip, else
+// "process N (...)", or "another process" when /proc does not say; vm
+// is whether it is a smolvmm process other than kstrip (a VM on the
+// file, refused at once as before).
+func kstripLockHolder(f *os.File) (holder string, vm bool) {
+	pids := lockholder.PIDs(f)
+	desc := lockholder.Describe(f)
+	if len(pids) == 0 || desc == "" {
+		return "another process", false
+	}
+	kstrips := 0
+	for _, pid := range pids {
+		raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+		if filepath.Base(args[0]) != "smolvmm" {
+			continue
+		}
+		if !slices.Contains(args[1:], "kstrip") {
+			return desc, true
+		}
+		kstrips++
+	}
+	if kstrips == len(pids) {
+		return "another kstrip (" + desc + ")", false
+	}
+	return desc, false
 }
 
 // flockRetry is flock(how) on f, retried on EINTR.
