@@ -33,13 +33,7 @@ func nofileAdvice(limit int) string {
 func TestOutOfDescriptorsAdvice(t *testing.T) {
 	bin := smolvmmBin(t)
 	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(data, "f"), []byte("hi\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	data := oneFileDir(t, dir) // nofile_test.go
 	type cmd struct {
 		name  string
 		args  []string

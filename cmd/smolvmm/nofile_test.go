@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,13 +21,7 @@ func TestLowOpenFilesLimit(t *testing.T) {
 	bin := smolvmmBin(t)
 	counter := guests.ForTest(t, "counter")
 	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(data, "f"), []byte("hi\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	data := oneFileDir(t, dir)
 	type cmd struct {
 		name   string
 		args   []string
@@ -95,22 +86,20 @@ func TestInheritedFullTable(t *testing.T) {
 // returns its exit status and stderr.
 func runNofile(t *testing.T, bin string, limit, extra int, args []string) (int, string) {
 	t.Helper()
-	c := exec.Command("/bin/sh", append([]string{"-c", `ulimit -n "$0" && exec "$@"`, strconv.Itoa(limit), bin}, args...)...)
-	c.Dir = t.TempDir()
-	for range extra {
-		f, err := os.Open(os.DevNull)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		c.ExtraFiles = append(c.ExtraFiles, f)
-	}
-	var stderr bytes.Buffer
-	c.Stderr = &stderr
-	err := c.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
+	status, _, stderr := runNofileTimed(t, bin, limit, extra, args) // limitadvice_test.go
+	return status, stderr
+}
+
+// oneFileDir makes dir/data holding one small file, a --data directory,
+// and returns its path.
+func oneFileDir(t *testing.T, dir string) string {
+	t.Helper()
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return c.ProcessState.ExitCode(), stderr.String()
+	if err := os.WriteFile(filepath.Join(data, "f"), []byte("hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
