@@ -400,7 +400,7 @@ func benchAction(c *cli.Context) error {
 			if r := c.String("restore"); r != "" {
 				if sn, err := snapshotNet(r); err == nil {
 					if note := restoreJoinNote(sn, nc.Spec, "", netip.Addr{}, n); note != "" {
-						fmt.Fprintln(stderrOut, noticeLine("bench", "note", fmt.Sprintf("--restore %s: %s", r, note))) // disktail.go
+						fmt.Fprintln(stderrOut, noticeLine("bench", "note", fmt.Sprintf("--restore %s: %s", r, note))) // errorline.go
 					}
 				}
 			}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/internal/setname"
-	"github.com/smolvmm/smolvmm/internal/termsafe"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 )
 
@@ -97,29 +96,6 @@ func shellWord(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// noticeLine is how a warning or a note of the CLI is printed, as
-// errorLine prints an error: "smolvmm COMMAND: KIND: message" (without
-// command or kind, "smolvmm: message"), the message's control characters
-// escaped (termsafe.Line). A message names files, networks and what a
-// snapshot recorded, any of which may hold an escape sequence or a
-// newline: written raw, it acted on the terminal or forged a line of
-// smolvmm's.
-func noticeLine(command, kind, msg string) string {
-	prefix := "smolvmm"
-	if command != "" {
-		prefix += " " + command
-	}
-	if kind != "" {
-		prefix += ": " + kind
-	}
-	return prefix + ": " + termsafe.Line(msg)
-}
-
-// warnf writes on w a warning of command, one noticeLine.
-func warnf(w io.Writer, command, format string, args ...any) {
-	fmt.Fprintln(w, noticeLine(command, "warning", fmt.Sprintf(format, args...)))
 }
 
 // checkDiskFormat refuses the -d image d when it is compressed or in a

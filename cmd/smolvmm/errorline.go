@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"strings"
 
 	"github.com/smolvmm/smolvmm/internal/termsafe"
@@ -15,10 +17,7 @@ import (
 // escape sequence acted on the terminal. An error with more to say on
 // lines of their own carries it apart (errorDetail).
 func errorLine(command, msg string) string {
-	prefix := "smolvmm"
-	if command != "" {
-		prefix += " " + command
-	}
+	prefix := commandPrefix(command)
 	for {
 		rest := msg
 		for _, p := range []string{prefix + ": ", "smolvmm: ", command + ": "} {
@@ -32,6 +31,35 @@ func errorLine(command, msg string) string {
 		msg = rest
 	}
 	return prefix + ": " + termsafe.Line(msg)
+}
+
+// commandPrefix is what errorLine and noticeLine start a line with:
+// "smolvmm COMMAND", or "smolvmm" outside a command.
+func commandPrefix(command string) string {
+	if command == "" {
+		return "smolvmm"
+	}
+	return "smolvmm " + command
+}
+
+// noticeLine is how a warning or a note of the CLI is printed, as
+// errorLine prints an error: "smolvmm COMMAND: KIND: message" (without
+// command or kind, "smolvmm: message"), the message's control characters
+// escaped (termsafe.Line). A message names files, networks and what a
+// snapshot recorded, any of which may hold an escape sequence or a
+// newline: written raw, it acted on the terminal or forged a line of
+// smolvmm's.
+func noticeLine(command, kind, msg string) string {
+	prefix := commandPrefix(command)
+	if kind != "" {
+		prefix += ": " + kind
+	}
+	return prefix + ": " + termsafe.Line(msg)
+}
+
+// warnf writes on w a warning of command, one noticeLine.
+func warnf(w io.Writer, command, format string, args ...any) {
+	fmt.Fprintln(w, noticeLine(command, "warning", fmt.Sprintf(format, args...)))
 }
 
 // detailer is an error with lines to print after its one line: a crashed

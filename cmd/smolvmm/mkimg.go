@@ -890,5 +890,5 @@ func newBuildLog(w io.Writer, command string) io.Writer {
 
 // Warn makes buildLog an imagebuilder.Warner.
 func (l buildLog) Warn(msg string) {
-	warnf(l.Writer, l.command, "%s", msg) // disktail.go: inert, a set's names in it
+	warnf(l.Writer, l.command, "%s", msg) // errorline.go: inert, a set's names in it
 }
