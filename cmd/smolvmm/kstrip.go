@@ -29,7 +29,6 @@ import (
 	"github.com/smolvmm/smolvmm/internal/lockholder"
 	"github.com/smolvmm/smolvmm/internal/regfile"
 	"github.com/smolvmm/smolvmm/kstrip"
-	"github.com/smolvmm/smolvmm/virtio/blk"
 )
 
 // defaultKeepText is the default keep list as kstrip's help and errors
@@ -476,11 +475,8 @@ func lockKstripOutput(ctx context.Context, out string, stderr io.Writer) (unlock
 		if now, err := os.Stat(target); err == nil && os.SameFile(now, st) {
 			// The flock held, no VM of ours holds the file; a QEMU
 			// takes byte-range locks instead.
-			if err := blk.CheckQEMULocks(f, target); err != nil {
+			if err := notInQEMU(f, target); err != nil { // up.go
 				f.Close()
-				if errors.Is(err, blk.ErrInUse) {
-					return nil, fmt.Errorf("%w: stop that VM before replacing the image", err)
-				}
 				return nil, err
 			}
 			return func() { f.Close() }, nil

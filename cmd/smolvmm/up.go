@@ -510,13 +510,20 @@ func lockImage(f *os.File, image string) error {
 		}
 		return fmt.Errorf("image %s: lock: %w", image, err)
 	}
+	return notInQEMU(f, image) // closing f drops the lock
+}
+
+// notInQEMU refuses, for replacing it, the image f (at image) a QEMU
+// running on it holds: by byte-range locks of its own (blk's probe), not
+// the flock a VM of ours holds, which the caller has taken.
+func notInQEMU(f *os.File, image string) error {
 	if err := blk.CheckQEMULocks(f, image); err != nil {
 		if errors.Is(err, blk.ErrInUse) {
 			return fmt.Errorf("%w: stop that VM before replacing the image", err)
 		}
 		return err
 	}
-	return nil // closing f drops the lock
+	return nil
 }
 
 // step runs one stage and logs "smolvmm up: <name> <what it did> (<time>)".
