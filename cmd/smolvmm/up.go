@@ -393,12 +393,10 @@ func lockImageRecord(ctx context.Context, log io.Writer, stamp rebuild.Stamp, im
 		return func() {}, nil
 	}
 	for waited := false; ; {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err := flockRetry(f, unix.LOCK_EX|unix.LOCK_NB) // kstrip.go
 		switch {
 		case err == nil:
 			return func() { f.Close() }, nil
-		case errors.Is(err, unix.EINTR):
-			continue
 		case !errors.Is(err, unix.EWOULDBLOCK):
 			f.Close()
 			return func() {}, nil
