@@ -674,8 +674,8 @@ func checkTaskLimits(c *cli.Context) error {
 	least, likely := runTasks(net, hasFlag(c, "snapshot") && c.String("snapshot") != "")
 	tight, err := bench.CheckOwnLimits(uid, least, likely)
 	if tight != nil {
-		fmt.Fprintf(os.Stderr, "smolvmm %s: warning: %v: its Go runtime dies if it cannot make a thread it needs (raise the limit: %s; or end some of the processes that take it)\n",
-			commandSaid(c), tight, limitRaise(tight.Limit))
+		warnf(os.Stderr, commandSaid(c), "%v: its Go runtime dies if it cannot make a thread it needs (raise the limit: %s; or end some of the processes that take it)",
+			tight, limitRaise(tight.Limit))
 	}
 	var le *bench.LimitError
 	if !errors.As(err, &le) {
