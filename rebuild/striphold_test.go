@@ -18,26 +18,10 @@ import (
 // and the removal of older revisions' copies passes over one another
 // process holds, with its sidecar, and removes the others.
 func TestStripCachedKeepsHeldCopies(t *testing.T) {
-	const sum = "abc"
-	keep := []string{"mainbus", "com"}
-	dir := t.TempDir()
-	k := fetch.File{Path: filepath.Join(dir, fetch.KernelName), SHA512: sum}
-	write(t, k.Path, "kernel")
-	held := strippedName(sum, keep, kstrip.Revision-1)
-	free := strippedName(sum, []string{"mainbus"}, kstrip.Revision-1)
-	for _, name := range []string{held, free} {
-		stripped(t, filepath.Join(dir, name), "stripped "+name)
-	}
-	// An older up between its StripCached and the kernel's load, on
-	// another open file description, as another process's is.
-	user, err := os.Open(filepath.Join(dir, held))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer user.Close()
-	if err := unix.Flock(int(user.Fd()), unix.LOCK_SH); err != nil {
-		t.Fatal(err)
-	}
+	k, keep, held, user := holdOlderCopy(t)
+	dir := filepath.Dir(k.Path)
+	free := strippedName(k.SHA512, []string{"mainbus"}, kstrip.Revision-1)
+	stripped(t, filepath.Join(dir, free), "stripped "+free)
 	strips := 0
 	s, err := StripCached(k, keep, countingStrip(&strips))
 	if err != nil || strips != 1 {
@@ -89,21 +73,8 @@ func TestStripCachedKeepsHeldCopies(t *testing.T) {
 // then, and removed at a later use of the cached copy once let go: it
 // was kept for good, only a new strip removing older copies.
 func TestStripCachedSweepsOnceReleased(t *testing.T) {
-	const sum = "abc"
-	keep := []string{"mainbus", "com"}
-	dir := t.TempDir()
-	k := fetch.File{Path: filepath.Join(dir, fetch.KernelName), SHA512: sum}
-	write(t, k.Path, "kernel")
-	held := strippedName(sum, keep, kstrip.Revision-1)
-	stripped(t, filepath.Join(dir, held), "stripped "+held)
-	user, err := os.Open(filepath.Join(dir, held))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer user.Close()
-	if err := unix.Flock(int(user.Fd()), unix.LOCK_SH); err != nil {
-		t.Fatal(err)
-	}
+	k, keep, held, user := holdOlderCopy(t)
+	dir := filepath.Dir(k.Path)
 	strips := 0
 	s, err := StripCached(k, keep, countingStrip(&strips))
 	if err != nil {
@@ -123,4 +94,29 @@ func TestStripCachedSweepsOnceReleased(t *testing.T) {
 			t.Errorf("%s kept once no one held it", name)
 		}
 	}
+}
+
+// holdOlderCopy makes a kernel k in a new directory, with the copy held
+// that the previous kstrip revision stripped of it for keep, and holds
+// that copy as an older up does between its StripCached and the kernel's
+// load: a shared flock through user, another open file description, as
+// another process's is. user is closed at the test's end.
+func holdOlderCopy(t *testing.T) (k fetch.File, keep []string, held string, user *os.File) {
+	t.Helper()
+	const sum = "abc"
+	keep = []string{"mainbus", "com"}
+	dir := t.TempDir()
+	k = fetch.File{Path: filepath.Join(dir, fetch.KernelName), SHA512: sum}
+	write(t, k.Path, "kernel")
+	held = strippedName(sum, keep, kstrip.Revision-1)
+	stripped(t, filepath.Join(dir, held), "stripped "+held)
+	user, err := os.Open(filepath.Join(dir, held))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { user.Close() })
+	if err := unix.Flock(int(user.Fd()), unix.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	return k, keep, held, user
 }
