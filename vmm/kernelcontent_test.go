@@ -1,9 +1,6 @@
 package vmm_test
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"errors"
 	"os"
 	"path/filepath"
@@ -17,35 +14,6 @@ import (
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
-// gzipData is data gzip-compressed.
-func gzipData(t *testing.T, data []byte) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	zw := gzip.NewWriter(&b)
-	if _, err := zw.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-// tarSet is a tar archive of one file, as a NetBSD set is.
-func tarSet(t *testing.T) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	tw := tar.NewWriter(&b)
-	if err := tw.WriteHeader(&tar.Header{Name: "./etc/motd", Mode: 0o644, Size: 3, Format: tar.FormatUSTAR}); err != nil {
-		t.Fatal(err)
-	}
-	tw.Write([]byte("hi\n"))
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
 // TestKernelContentNamed: a file given as the kernel that is no kernel
 // of a kind its bytes name is refused as that kind, and the bytes a
 // gzipped file decompressed to are not called the file. A kernel
@@ -55,11 +23,10 @@ func tarSet(t *testing.T) []byte {
 // `the file starts with "./et"`; a kernel module, an ext2 image and xz
 // data were never named.
 func TestKernelContentNamed(t *testing.T) {
-	ext2 := make([]byte, 8192)
-	ext2[1080], ext2[1081] = 0x53, 0xef
+	ext2 := elftest.Ext2Image(8192)
 	xz := []byte("\xfd7zXZ\x00\x00\x04\xe6\xd6\xb4F\x02\x00!\x01")
 	kmod := elftest.Kmod(1, 3011)
-	set := tarSet(t)
+	set := elftest.TarSet()
 	for _, tc := range []struct {
 		name    string
 		data    []byte
@@ -69,22 +36,22 @@ func TestKernelContentNamed(t *testing.T) {
 		msg     string // the whole of the error after "load kernel NAME: "
 		hint    string
 	}{
-		{"gzip twice", gzipData(t, gzipData(t, []byte("kernel"))), bootplan.Auto, "gzip", true,
+		{"gzip twice", elftest.Gzip(elftest.Gzip([]byte("kernel"))), bootplan.Auto, "gzip", true,
 			"neither a multiboot kernel nor a NetBSD ELF kernel: the file is gzip data, whose decompressed data (30 bytes) is gzip data again: the file is compressed twice",
 			"decompress it once and give the kernel it holds"},
-		{"gzip twice, forced native", gzipData(t, gzipData(t, []byte("kernel"))), bootplan.NetBSD, "gzip", true,
+		{"gzip twice, forced native", elftest.Gzip(elftest.Gzip([]byte("kernel"))), bootplan.NetBSD, "gzip", true,
 			"not a NetBSD kernel: the file is gzip data, whose decompressed data (30 bytes) is gzip data again: the file is compressed twice",
 			"decompress it once and give the kernel it holds"},
-		{"gzip twice, forced multiboot", gzipData(t, gzipData(t, []byte("kernel"))), bootplan.Multiboot, "gzip", true,
+		{"gzip twice, forced multiboot", elftest.Gzip(elftest.Gzip([]byte("kernel"))), bootplan.Multiboot, "gzip", true,
 			"not a multiboot v1 kernel: the file is gzip data, whose decompressed data (30 bytes) is gzip data again: the file is compressed twice",
 			"decompress it once and give the kernel it holds"},
-		{"xz in gzip", gzipData(t, xz), bootplan.Auto, "xz", true,
+		{"xz in gzip", elftest.Gzip(xz), bootplan.Auto, "xz", true,
 			"neither a multiboot kernel nor a NetBSD ELF kernel: the file is gzip data, whose decompressed data (16 bytes) is xz-compressed data again: the file is compressed twice",
 			"decompress both layers and give the kernel they hold"},
-		{"gzipped set", gzipData(t, set), bootplan.Auto, "tar", true,
+		{"gzipped set", elftest.Gzip(set), bootplan.Auto, "tar", true,
 			`neither a multiboot kernel nor a NetBSD ELF kernel: the file is gzip data, whose decompressed data (2048 bytes) is a tar archive ("ustar" at offset 257)`,
 			"a tar archive, such as a NetBSD set, is no kernel: a root image is built from sets"},
-		{"gzipped junk", gzipData(t, []byte("<html>no kernel</html>")), bootplan.Auto, "", true,
+		{"gzipped junk", elftest.Gzip([]byte("<html>no kernel</html>")), bootplan.Auto, "", true,
 			`neither a multiboot kernel nor a NetBSD ELF kernel: the file is gzip data, whose decompressed data (22 bytes) starts with "<htm", not "\x7fELF", and holds no multiboot v1 header (magic 0x1badb002) in its first 8192 bytes`,
 			"pass a multiboot v1 kernel or a NetBSD i386/amd64 ELF kernel (netbsd, netbsd-GENERIC.gz)"},
 		{"xz", xz, bootplan.Auto, "xz", false,
@@ -102,7 +69,7 @@ func TestKernelContentNamed(t *testing.T) {
 		{"kernel module, forced native", kmod, bootplan.NetBSD, "relocatable", false,
 			"not a NetBSD kernel: the file is an ELF32 relocatable object (e_type 1, ET_REL) for Intel 80386 (i386), e_machine 3, as a kernel module is, without NetBSD's ident note: not a kernel",
 			"a kernel module goes in Modules, with the kernel it was built for as the kernel"},
-		{"gzipped kernel module", gzipData(t, kmod), bootplan.Auto, "relocatable", true,
+		{"gzipped kernel module", elftest.Gzip(kmod), bootplan.Auto, "relocatable", true,
 			"neither a multiboot kernel nor a NetBSD ELF kernel: the file is gzip data, whose decompressed data (3011 bytes) is an ELF32 relocatable object (e_type 1, ET_REL) for Intel 80386 (i386), e_machine 3, as a kernel module is, without NetBSD's ident note: not a kernel",
 			"a kernel module goes in Modules, with the kernel it was built for as the kernel"},
 	} {
@@ -161,7 +128,7 @@ func TestKernelContentNotClaimed(t *testing.T) {
 		data []byte
 		is   error
 	}{
-		{"gzipped foreign ELF", gzipData(t, foreign), vmm.ErrNoBootProtocol},
+		{"gzipped foreign ELF", elftest.Gzip(foreign), vmm.ErrNoBootProtocol},
 		{"bad multiboot checksum", badSum, multiboot.ErrBadChecksum},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,9 @@
 package elftest
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 )
 
@@ -330,5 +333,44 @@ func Kmod(class byte, n int) []byte {
 		o.PutUint32(q[4:], s.info)
 		put(put(q[8:], s.align), s.entsize)
 	}
+	return b
+}
+
+// Gzip is data gzip-compressed, as a kernel given gzipped is.
+func Gzip(data []byte) []byte {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	if _, err := zw.Write(data); err != nil {
+		panic(err)
+	}
+	if err := zw.Close(); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
+}
+
+// TarSet is a tar archive holding one file, ./etc/motd, as a NetBSD set
+// does: 2048 bytes, "./et" first and "ustar" at offset 257.
+func TarSet() []byte {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	if err := tw.WriteHeader(&tar.Header{Name: "./etc/motd", Mode: 0o644, Size: 5, Format: tar.FormatUSTAR}); err != nil {
+		panic(err)
+	}
+	if _, err := tw.Write([]byte("hello")); err != nil {
+		panic(err)
+	}
+	if err := tw.Close(); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
+}
+
+// Ext2Image is the start of an ext2 image, size bytes: a boot block of
+// zeroes, then the superblock with its magic 0xef53 (little-endian) at
+// byte 56, offset 1080 in the file.
+func Ext2Image(size int) []byte {
+	b := make([]byte, size)
+	b[1024+56], b[1024+57] = 0x53, 0xef
 	return b
 }
