@@ -716,7 +716,7 @@ func (s Stripped) Close() error {
 // lock, holding its exclusive lock for that). The lock waits only for
 // such a removal, which holds its lock for a few system calls.
 func holdStripped(path string) *os.File {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
+	f, err := openStripped(path)
 	if err != nil {
 		return nil
 	}
@@ -724,13 +724,28 @@ func holdStripped(path string) *os.File {
 		// A file system without flock: used unheld, as before.
 		return f
 	}
-	held, err := f.Stat()
-	now, err2 := os.Lstat(path)
-	if err != nil || err2 != nil || !os.SameFile(held, now) {
+	if _, ok := stillAt(f, path); !ok {
 		f.Close()
 		return nil
 	}
 	return f
+}
+
+// openStripped opens the stripped copy at path to lock it: read-only, not
+// through a symbolic link, and without waiting on a FIFO put there.
+func openStripped(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
+}
+
+// stillAt returns f's FileInfo and whether path still names f, the file
+// opened from it: not removed or replaced since.
+func stillAt(f *os.File, path string) (os.FileInfo, bool) {
+	held, err := f.Stat()
+	if err != nil {
+		return nil, false
+	}
+	now, err := os.Lstat(path)
+	return held, err == nil && os.SameFile(held, now)
 }
 
 // flockRetry is flock(how) on f, retried on EINTR.
@@ -749,7 +764,7 @@ func flockRetry(f *os.File, how int) error {
 // holdStripped takes the file for the one path names meanwhile. A smolvmm
 // from before these locks takes none, and its copy in use may still go.
 func removeUnheld(path string) (os.FileInfo, bool) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
+	f, err := openStripped(path)
 	if err != nil {
 		return nil, false
 	}
@@ -757,14 +772,8 @@ func removeUnheld(path string) (os.FileInfo, bool) {
 	if flockRetry(f, unix.LOCK_EX|unix.LOCK_NB) != nil {
 		return nil, false
 	}
-	held, err := f.Stat()
-	if err != nil {
-		return nil, false
-	}
-	if now, err := os.Lstat(path); err != nil || !os.SameFile(held, now) {
-		return nil, false
-	}
-	if os.Remove(path) != nil {
+	held, ok := stillAt(f, path)
+	if !ok || os.Remove(path) != nil {
 		return nil, false
 	}
 	return held, true
