@@ -19,7 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/smolvmm/smolvmm/internal/goid"
-	"github.com/smolvmm/smolvmm/internal/termsafe"
 )
 
 // Timeouts and sizes of a hub's connections.
@@ -424,9 +423,10 @@ func newHub(cfg HubConfig, hooks hubHooks) (*Hub, error) {
 		// A line may carry a VM's text (its hello's MAC and forwards):
 		// escaped, it cannot forge a line of the hub's or act on the
 		// terminal of whoever reads the log.
+		logf := inertf(cfg.Logf)
 		h.logf = func(format string, args ...any) {
 			defer h.logging.Enter()()
-			cfg.Logf("%s", termsafe.Line(fmt.Sprintf(format, args...)))
+			logf(format, args...)
 		}
 	}
 	if err := prepareSocketDir(filepath.Dir(cfg.Socket)); err != nil {
