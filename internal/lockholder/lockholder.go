@@ -166,11 +166,7 @@ func minor(dev uint64) uint64 { return dev&0xff | (dev>>12)&^0xff }
 // (smolvmm run -k netbsd -d root.img)", several joined by ", ", or "" when
 // none can be found.
 func Describe(f *os.File) string {
-	var parts []string
-	for _, pid := range PIDs(f) {
-		parts = append(parts, describePID(pid))
-	}
-	return strings.Join(parts, ", ")
+	return describePIDs(PIDs(f))
 }
 
 // DescribeRange names for a message the holders of a byte-range lock on
@@ -182,9 +178,14 @@ func DescribeRange(f *os.File, pid int, start, end int64) string {
 	if pid > 0 {
 		return describePID(pid)
 	}
-	var parts []string
-	for _, p := range OFDPIDs(f, start, end) {
-		parts = append(parts, describePID(p))
+	return describePIDs(OFDPIDs(f, start, end))
+}
+
+// describePIDs is describePID of each of pids, joined by ", ".
+func describePIDs(pids []int) string {
+	parts := make([]string, len(pids))
+	for i, pid := range pids {
+		parts[i] = describePID(pid)
 	}
 	return strings.Join(parts, ", ")
 }
