@@ -411,7 +411,7 @@ func lockQEMU(f *os.File, path string, readOnly, take bool) error {
 		// VM's flock is one over the whole file, which the flock taken
 		// already judged: QEMU's cover single bytes. (Such a lock found
 		// hides another one behind it, which is then not seen.)
-		if lk.Type != unix.F_UNLCK && !(!take && lk.Start == 0 && lk.Len == 0) {
+		if lk.Type != unix.F_UNLCK && (take || lk.Start != 0 || lk.Len != 0) {
 			return rangeInUse(f, path, lk.Pid, r.off, fmt.Sprintf("%s, as its byte-range lock on byte %d says (QEMU locks its images so)", r.what, r.off))
 		}
 	}
