@@ -1055,16 +1055,15 @@ func (m *Machine) captureState() (*machineState, error) {
 		if i < len(m.diskPaths) {
 			path = m.diskPaths[i]
 		}
-		id := identityOf(path, disk.ReadOnly(), disk.Serial(), fi)
 		// A time too recent to prove the image unchanged (a guest at
 		// ready has just written its root) would have every restore
 		// read it: a writable image's is set back instead.
-		if !disk.ReadOnly() && !mtimeProvesUnchanged(DiskIdentity{MtimeNs: id.MtimeNs, TakenNs: taken.UnixNano()}) {
+		if !disk.ReadOnly() && !mtimeProvesUnchanged(DiskIdentity{MtimeNs: fi.ModTime().UnixNano(), TakenNs: taken.UnixNano()}) {
 			if fi, err = setMtimeBack(disk.Image(), fi, taken); err != nil {
 				return nil, fmt.Errorf("ld%d (disk image %s): %w", i, d.Path, err)
 			}
-			id = identityOf(path, disk.ReadOnly(), disk.Serial(), fi)
 		}
+		id := identityOf(path, disk.ReadOnly(), disk.Serial(), fi)
 		id.TakenNs = taken.UnixNano()
 		// Read while the devices are quiesced, so it is the content the
 		// guest's view matches: a restore accepts a copy by it.
