@@ -89,8 +89,7 @@ func KernelProtocol(path string, modules int) (bootplan.Protocol, error) {
 		return bootplan.Auto, err // guard's *Error
 	}
 	if err != nil {
-		_, hint := loadHint(err)
-		return bootplan.Auto, &Error{Op: "load " + kernelWhat(cfg), Err: err, Hint: hint, Field: "Kernel"}
+		return bootplan.Auto, kernelLoadError(err, kernel, cfg) // checkkernel.go
 	}
 	return proto, nil
 }

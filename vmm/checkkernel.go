@@ -201,20 +201,27 @@ func loadNamedKernel(mem *guestmem.Memory, kernel *kernelInput, cfg Config) (boo
 		return p, err // guard's *Error
 	}
 	if err != nil {
-		field, hint := loadHint(err)
-		if ce := contentError(err, kernel, cfg.Boot); ce != nil {
-			err, hint = ce, ce.hint()
-		}
-		var cmdline *cmdlineError
-		if field == "Kernel" && !errors.As(err, &cmdline) {
-			// The bytes are at fault, and with KernelImage set
-			// Kernel only names them; a name with white space is
-			// Kernel's whatever the bytes.
-			field = kernelField(cfg)
-		}
-		return p, &Error{Op: "load " + kernelWhat(cfg), Err: err, Hint: hint, Field: field}
+		return p, kernelLoadError(err, kernel, cfg)
 	}
 	return p, nil
+}
+
+// kernelLoadError is New's *Error for err, the loaders' refusal of
+// kernel under cfg: what the bytes are when they are no kernel
+// (contentError), and the field at fault.
+func kernelLoadError(err error, kernel *kernelInput, cfg Config) *Error {
+	field, hint := loadHint(err)
+	if ce := contentError(err, kernel, cfg.Boot); ce != nil {
+		err, hint = ce, ce.hint()
+	}
+	var cmdline *cmdlineError
+	if field == "Kernel" && !errors.As(err, &cmdline) {
+		// The bytes are at fault, and with KernelImage set Kernel only
+		// names them; a name with white space is Kernel's whatever the
+		// bytes.
+		field = kernelField(cfg)
+	}
+	return &Error{Op: "load " + kernelWhat(cfg), Err: err, Hint: hint, Field: field}
 }
 
 // kernelField is the Config field cfg's kernel image comes from:

@@ -63,3 +63,35 @@ func TestKernelProtocol(t *testing.T) {
 		})
 	}
 }
+
+// KernelProtocol's refusal of a file that is no kernel but says what it
+// is (gzip data twice, xz) is New's: a *ContentError naming it, as
+// CheckKernel gives; it was a bare "no boot protocol" *Error.
+func TestKernelProtocolNamesContent(t *testing.T) {
+	dir := t.TempDir()
+	var inner, outer bytes.Buffer
+	w := gzip.NewWriter(&inner)
+	w.Write(nbMultibootKernel())
+	w.Close()
+	w = gzip.NewWriter(&outer)
+	w.Write(inner.Bytes())
+	w.Close()
+	for name, data := range map[string][]byte{
+		"twice.gz.gz": outer.Bytes(),
+		"kernel.xz":   append([]byte{0xfd, '7', 'z', 'X', 'Z', 0}, make([]byte, 64)...),
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := KernelProtocol(p, 0)
+		var ce *ContentError
+		if !errors.As(err, &ce) {
+			t.Errorf("%s: %v, want a *ContentError", name, err)
+			continue
+		}
+		if _, want := CheckKernel(Config{Kernel: p, MemoryMiB: 64}); want == nil || err.Error() != want.Error() {
+			t.Errorf("%s: KernelProtocol says\n%v\nCheckKernel\n%v", name, err, want)
+		}
+	}
+}
