@@ -37,6 +37,10 @@ type gateway struct {
 	linkDone chan struct{}
 	closers  []func() error
 	wg       sync.WaitGroup
+	// dnsUDP are the UDP DNS connections: close clears their read
+	// deadlines once the servers have stopped, since closing a gonet
+	// connection leaves its pending deadline timer (a day long) alive.
+	dnsUDP []*gonet.UDPConn
 	// resolver answers DNS from the host's configuration: as read when
 	// a User's gateway was made (no file is opened afterwards, under the
 	// VMM's seccomp filter), read again when it changes for a hub's
@@ -116,6 +120,7 @@ func (g *gateway) serveDNS(addr netip.Addr) error {
 		return fmt.Errorf("user network: DNS on %s:53/udp: %w", addr, err)
 	}
 	g.closers = append(g.closers, uc.Close)
+	g.dnsUDP = append(g.dnsUDP, uc)
 	ln, err := listenDNSTCP(g.stack, fa, g.oneGuest, g.dnsConns, &g.dnsConnsRefused)
 	if err != nil {
 		return fmt.Errorf("user network: DNS on %s:53/tcp: %w", addr, err)
@@ -177,6 +182,9 @@ func (g *gateway) close() error {
 			}
 		}
 		g.wg.Wait()
+		for _, uc := range g.dnsUDP {
+			_ = uc.SetReadDeadline(time.Time{})
+		}
 		if err := errors.Join(errs...); err != nil {
 			g.closeErr = fmt.Errorf("user network: close: %w", err)
 		}
