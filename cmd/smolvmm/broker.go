@@ -82,6 +82,9 @@ import (
 // brokerEnv marks the broker's process; the arguments say what it holds.
 const brokerEnv = "SMOLVMM_BROKER"
 
+// brokerCommandEnv names the command that started a VMM's broker.
+const brokerCommandEnv = "SMOLVMM_BROKER_COMMAND"
+
 // brokerNoSeccomp is brokerEnv's value for a broker started without its
 // filter (--no-seccomp).
 const brokerNoSeccomp = "no-seccomp"
@@ -154,6 +157,10 @@ type brokerArgs struct {
 	// there; "" for a VMM's broker.
 	socket   string
 	socketID snapshot.FileID
+	// command is the VMM's command (run, up), which its broker's report
+	// of a refused call names with --no-seccomp; passed in
+	// brokerCommandEnv, not on the command line.
+	command string
 }
 
 func (a brokerArgs) list() []string {
@@ -272,7 +279,7 @@ func brokerMain(args []string) int {
 	}
 	ren := snapshot.NewDirRenamer(os.NewFile(brokerDirFD, "snapshot directory"), a.files)
 	if brokerFiltered() {
-		if _, err := sandbox.Install(brokerFilter(a.socket != "")); err != nil {
+		if _, err := sandbox.Install(brokerFilter(a.socket != "", os.Getenv(brokerCommandEnv))); err != nil {
 			fmt.Fprintf(os.Stderr, "smolvmm broker: %v\n", err)
 			return 1
 		}
@@ -498,22 +505,22 @@ func answerCode(err error) uint32 {
 // directory (or, through its descriptor, of the socket's absolute
 // path); a network's broker opens files for reading too (the host's
 // resolver files, whose paths it alone names). A forbidden call is reported as its owner's: a shared
-// network's daemon (network) or a VMM.
-func brokerFilter(network bool) sandbox.Filter {
+// network's daemon (network) or a VMM's, started by command (run, up).
+func brokerFilter(network bool, command string) sandbox.Filter {
 	if network {
 		return sandbox.Filter{
 			RenameDir: brokerDirFD,
 			ReadFiles: true, // the resolver's files (brokerHostFiles)
 			Process:   "the network's broker",
 			Prefix:    "smolvmm net: ",
-			Advice:    " (smolvmm net --no-seccomp turns the filter off; please report the call)",
+			Advice:    noSeccompAdvice("net"),
 		}
 	}
 	return sandbox.Filter{
 		RenameDir: brokerDirFD,
 		Process:   "the VMM's broker",
 		Prefix:    "smolvmm: ",
-		Advice:    " (smolvmm --no-seccomp turns the filter off; please report the call)",
+		Advice:    noSeccompAdvice(command),
 	}
 }
 
@@ -567,6 +574,9 @@ func brokerStart(a brokerArgs, dir *os.File, creds *sandbox.Credentials, seccomp
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = a.list()
 	cmd.Env = []string{brokerEnv + "=" + brokerMode(seccomp)}
+	if a.command != "" {
+		cmd.Env = append(cmd.Env, brokerCommandEnv+"="+a.command)
+	}
 	if creds != nil {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d:%d", brokerUserEnv, creds.UID, creds.GID))
 	}

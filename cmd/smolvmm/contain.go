@@ -243,7 +243,7 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 		// fails (EPERM), and the restore would read the image.
 		SetFileTimes: snap != nil,
 		Prefix:       "smolvmm: ",
-		Advice:       " (smolvmm --no-seccomp turns the filter off; please report the call)",
+		Advice:       noSeccompAdvice(c.Command.Name),
 	}
 	if term != nil {
 		filter.Terminal = &sandbox.Terminal{FD: fd,
@@ -271,7 +271,7 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 		if !ok {
 			return fmt.Errorf("--snapshot %s: closed before the VM ran", snap.Path())
 		}
-		a := brokerArgs{files: files}
+		a := brokerArgs{files: files, command: c.Command.Name}
 		snapDirFD = int(d.Fd())
 		// A copy of its own for the start: the Target closes its
 		// descriptor if the setup fails meanwhile, and the number
@@ -363,7 +363,7 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 		}
 		inst, err := prepared.Install()
 		if err != nil {
-			return fmt.Errorf("%w (smolvmm --no-seccomp runs without the filter)", err)
+			return fmt.Errorf("%w (%s --no-seccomp runs without the filter)", err, commandPrefix(c.Command.Name))
 		}
 		if verbose {
 			fmt.Fprintf(vlog, "smolvmm: %s installed on every thread\n", inst)
@@ -375,6 +375,13 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 	}
 	installTestHook(cfg) // testhook*.go
 	return nil
+}
+
+// noSeccompAdvice ends the report of a call the filter refused: the
+// option goes after the command (smolvmm run --no-seccomp), which
+// refuses it before.
+func noSeccompAdvice(command string) string {
+	return " (" + commandPrefix(command) + " --no-seccomp turns the filter off; please report the call)"
 }
 
 // abstractLine is -v's line on a shared network in the host's network

@@ -519,7 +519,7 @@ func netFilter() sandbox.Filter {
 		Truncate: true, // a lease temporary, emptied before it is written
 		Process:  "the network",
 		Prefix:   "smolvmm net: ",
-		Advice:   " (smolvmm net --no-seccomp turns the filter off; please report the call)",
+		Advice:   noSeccompAdvice("net"),
 	}
 }
 

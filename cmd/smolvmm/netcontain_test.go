@@ -304,12 +304,14 @@ func TestBrokerSocketArgs(t *testing.T) {
 func TestBrokerFilterOwner(t *testing.T) {
 	for _, tc := range []struct {
 		network                 bool
+		command                 string
 		process, prefix, advice string
 	}{
-		{true, "the network's broker", "smolvmm net: ", "smolvmm net --no-seccomp"},
-		{false, "the VMM's broker", "smolvmm: ", "smolvmm --no-seccomp"},
+		{true, "", "the network's broker", "smolvmm net: ", "(smolvmm net --no-seccomp"},
+		{false, "run", "the VMM's broker", "smolvmm: ", "(smolvmm run --no-seccomp"},
+		{false, "up", "the VMM's broker", "smolvmm: ", "(smolvmm up --no-seccomp"},
 	} {
-		f := brokerFilter(tc.network)
+		f := brokerFilter(tc.network, tc.command)
 		if f.Process != tc.process || f.Prefix != tc.prefix || !strings.Contains(f.Advice, tc.advice) || f.RenameDir != brokerDirFD {
 			t.Errorf("brokerFilter(%v): process %q, prefix %q, advice %q, RenameDir %d; want %q, %q, %q..., %d",
 				tc.network, f.Process, f.Prefix, f.Advice, f.RenameDir, tc.process, tc.prefix, tc.advice, brokerDirFD)
