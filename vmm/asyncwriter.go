@@ -37,6 +37,17 @@ type asyncWriter struct {
 	q       writeQueue
 	onPanic func(error) // when set, gets out's Write's panic, on the goroutine
 
+	// gap, when above 0, spaces out writes while output streams: a
+	// write does not start within gap of the last one's start, so that
+	// bytes queued one at a time go out in chunks, not a system call
+	// and a wake-up each. Output after gap of quiet goes out at once, as
+	// does everything while someone waits for it (hurry), once enough
+	// says so, and once the machine is stopped or the queue closed.
+	gap time.Duration
+	// enough, with gap, reports whether the queue holds enough to write
+	// without waiting out gap. Called with mu held.
+	enough func() bool
+
 	mu      sync.Mutex
 	wake    *sync.Cond // the goroutine waits for something to write, or close
 	drained *sync.Cond // those who wait for out to take what is queued
@@ -51,6 +62,11 @@ type asyncWriter struct {
 	abandoned bool
 	done      chan struct{}
 	gid       atomic.Uint64 // the goroutine's id (goid)
+
+	last    time.Time   // when the last write to out started (with gap)
+	holding bool        // the goroutine waits out gap with bytes queued
+	hurry   int         // callers waiting for the queue to be written (hurryWait)
+	timer   *time.Timer // ends the goroutine's hold
 }
 
 // start starts the goroutine writing what q holds to out; call names
@@ -70,6 +86,36 @@ func (w *asyncWriter) Stop() {
 	w.mu.Lock()
 	w.stopped = true
 	w.drained.Broadcast()
+	if w.holding {
+		w.wake.Signal() // what is held goes now
+	}
+	w.mu.Unlock()
+}
+
+// hurryWait waits on drained once, having the goroutine write what is
+// queued without waiting out gap. Caller holds mu.
+func (w *asyncWriter) hurryWait() {
+	w.hurry++
+	if w.holding {
+		w.wake.Signal()
+	}
+	w.drained.Wait()
+	w.hurry--
+}
+
+// hold reports how long the goroutine should wait before it writes what
+// is queued (0: now). Caller holds mu.
+func (w *asyncWriter) hold() time.Duration {
+	if w.gap <= 0 || w.hurry > 0 || w.closed || w.stopped || w.finished || w.enough() {
+		return 0
+	}
+	return time.Until(w.last.Add(w.gap))
+}
+
+// endHold wakes the goroutine when its hold is over.
+func (w *asyncWriter) endHold() {
+	w.mu.Lock()
+	w.wake.Signal()
 	w.mu.Unlock()
 }
 
@@ -147,6 +193,17 @@ func (w *asyncWriter) loop() {
 		for !w.q.pending() && !w.closed && !w.finished {
 			w.wake.Wait()
 		}
+		for d := w.hold(); d > 0; d = w.hold() {
+			if w.timer == nil {
+				w.timer = time.AfterFunc(d, w.endHold)
+				defer w.timer.Stop()
+			} else {
+				w.timer.Reset(d)
+			}
+			w.holding = true
+			w.wake.Wait()
+		}
+		w.holding = false
 		if !w.finished {
 			p = w.q.take(p)
 		}
@@ -155,6 +212,9 @@ func (w *asyncWriter) loop() {
 			return
 		}
 		w.busy = true
+		if w.gap > 0 {
+			w.last = time.Now()
+		}
 		w.mu.Unlock()
 
 		if !w.write(p) {

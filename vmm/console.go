@@ -1,10 +1,25 @@
 package vmm
 
-import "io"
+import (
+	"io"
+	"time"
+)
 
 // consoleBufferSize bounds what the guest may write ahead of a slow
 // console; beyond it the vCPU waits, as a real UART would.
 const consoleBufferSize = 64 << 10
+
+// consoleGap is the least time between two writes to the console while
+// the guest's output streams (asyncWriter.gap): the UART hands over a
+// byte per KVM exit, and the goroutine, woken for each, would otherwise
+// write them one or two at a time. A byte after a quiet moment (the
+// first of the boot, an echo) goes out at once.
+const consoleGap = time.Millisecond
+
+// consoleChunk is what the console writes without waiting out
+// consoleGap: enough for a write to be worth its system call, well short
+// of filling the buffer, which would hold the vCPU.
+const consoleChunk = 4 << 10
 
 // consoleBufferFor is the size new consoles take: consoleBufferSize, but
 // for tests that fill it.
@@ -14,7 +29,8 @@ var consoleBufferFor = consoleBufferSize
 // UART hands over one byte per KVM exit; writing each to a terminal or pipe
 // would cost a system call per byte on the vCPU thread (tens of
 // milliseconds for a NetBSD boot log). Bytes are collected here and written
-// in chunks by a goroutine (asyncWriter), in order.
+// in chunks by a goroutine (asyncWriter), in order; while output streams,
+// at most one chunk per consoleGap (see asyncWriter.gap).
 type consoleWriter struct {
 	asyncWriter
 	limit int // the buffer's size
@@ -29,6 +45,7 @@ type consoleWriter struct {
 // panic of out's Write.
 func newConsoleWriter(out io.Writer, onPanic func(error)) *consoleWriter {
 	c := &consoleWriter{limit: consoleBufferFor}
+	c.gap, c.enough = consoleGap, c.enoughQueued
 	c.start(out, "Config.Console's Write", onPanic, c)
 	return c
 }
@@ -42,14 +59,18 @@ func (c *consoleWriter) Write(p []byte) (int, error) {
 		if c.full != nil {
 			c.full()
 		}
-		c.drained.Wait()
+		c.hurryWait()
 	}
 	if c.closed {
 		return 0, io.ErrClosedPipe
 	}
 	if len(c.buf)+len(p) <= c.limit && !c.finished {
 		c.buf = append(c.buf, p...)
-		c.wake.Signal()
+		// A goroutine holding the buffer wakes when its hold ends:
+		// woken for each byte it would only wait again.
+		if !c.holding || c.enoughQueued() {
+			c.wake.Signal()
+		}
 	}
 	return len(p), nil
 }
@@ -60,7 +81,7 @@ func (c *consoleWriter) Flush() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for (len(c.buf) > 0 || c.busy) && !c.closed && !c.stopped {
-		c.drained.Wait()
+		c.hurryWait()
 	}
 }
 
@@ -73,7 +94,7 @@ func (c *consoleWriter) Finish() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for (len(c.buf) > 0 || c.busy) && !c.closed && !c.stopped {
-		c.drained.Wait()
+		c.hurryWait()
 	}
 	c.finished = true
 	c.buf = c.buf[:0]
@@ -88,6 +109,10 @@ func (c *consoleWriter) Close() {
 	c.Flush()
 	c.end()
 }
+
+// enoughQueued reports whether the buffer holds a chunk worth writing at
+// once (asyncWriter.enough). Caller holds mu.
+func (c *consoleWriter) enoughQueued() bool { return len(c.buf) >= min(consoleChunk, c.limit) }
 
 // pending, take and discard make the buffer a writeQueue.
 
