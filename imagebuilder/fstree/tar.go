@@ -69,6 +69,25 @@ type tarPos struct {
 	what string
 }
 
+// tarID is h's owner id of PAX record key ("uid" or "gid"), v as
+// archive/tar gives it. archive/tar keeps ids in an int: where that is 32
+// bits, it cuts a PAX record's id to them (2^32 to root, 2^31 to
+// -2147483648), so the record, which it has checked is a decimal int64,
+// is read again here. A header field's id past 2^31 (base-256) comes as
+// a negative int there, whose 32 bits are the id a 64-bit host reads; one
+// past 32 bits, or negative, only archive/tar saw whole.
+func tarID(h *tar.Header, key string, v int) int64 {
+	if rec, ok := h.PAXRecords[key]; ok {
+		if id, err := strconv.ParseInt(rec, 10, 64); err == nil {
+			return id
+		}
+	}
+	if strconv.IntSize == 32 && v < 0 {
+		return int64(uint32(v))
+	}
+	return int64(v)
+}
+
 func (t *Tree) addTarEntry(tr io.Reader, h *tar.Header, clamped *clampedTimes, at *tarPos) error {
 	switch h.Typeflag {
 	case gnuVolumeLabel:
@@ -82,12 +101,13 @@ func (t *Tree) addTarEntry(tr io.Reader, h *tar.Header, clamped *clampedTimes, a
 	}
 	// ext2 holds 32-bit ids; a larger one would wrap (2^32 to root), so it
 	// is refused as GNU tar refuses it.
-	if h.Uid < 0 || int64(h.Uid) > 0xFFFFFFFF || h.Gid < 0 || int64(h.Gid) > 0xFFFFFFFF {
-		return fmt.Errorf("owner %d:%d out of range: a uid and a gid are 0 to 4294967295", h.Uid, h.Gid)
+	uid, gid := tarID(h, "uid", h.Uid), tarID(h, "gid", h.Gid)
+	if uid < 0 || uid > 0xFFFFFFFF || gid < 0 || gid > 0xFFFFFFFF {
+		return fmt.Errorf("owner %d:%d out of range: a uid and a gid are 0 to 4294967295", uid, gid)
 	}
 	attrs := func(n *Node) *Node {
 		n.Perm = uint16(h.Mode & 07777)
-		n.UID, n.GID = uint32(h.Uid), uint32(h.Gid)
+		n.UID, n.GID = uint32(uid), uint32(gid)
 		if !h.ModTime.IsZero() {
 			n.Mtime, n.MtimeSet = clamped.mtime(h.Name, h.ModTime.Unix()), true
 		}
