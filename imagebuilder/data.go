@@ -96,7 +96,7 @@ type dataEntry struct {
 // The walk goes through directory descriptors and never follows a symlink
 // (see hostdir): a user who can write in the directory cannot make a
 // build running as root list, or block on, anything outside it.
-func scanData(root *hostdir.Dir, fat bool, omit []unix.Stat_t) ([]dataEntry, error) {
+func scanData(root *hostdir.Dir, fat bool, omit []hostdir.Stat) ([]dataEntry, error) {
 	var es []dataEntry
 	var walk func(d *hostdir.Dir, rel string) error
 	walk = func(d *hostdir.Dir, rel string) error {
@@ -128,7 +128,7 @@ func scanData(root *hostdir.Dir, fat bool, omit []unix.Stat_t) ([]dataEntry, err
 				return fmt.Errorf("reading %s: %w", hp, err)
 			}
 			m := hostdir.Mode(&st)
-			e := dataEntry{rel: r, dir: m.IsDir(), dev: uint64(st.Dev), ino: st.Ino, mtime: time.Unix(st.Mtim.Unix())}
+			e := dataEntry{rel: r, dir: m.IsDir(), dev: st.Dev, ino: st.Ino, mtime: st.Mtim.Time()}
 			switch {
 			case m.IsDir():
 				sub, st, err := d.OpenDir(name)
@@ -138,7 +138,7 @@ func scanData(root *hostdir.Dir, fat bool, omit []unix.Stat_t) ([]dataEntry, err
 					}
 					return fmt.Errorf("reading %s: %w", hp, err)
 				}
-				e.dev, e.ino, e.mtime = uint64(st.Dev), st.Ino, time.Unix(st.Mtim.Unix())
+				e.dev, e.ino, e.mtime = st.Dev, st.Ino, st.Mtim.Time()
 				es = append(es, e)
 				err = walk(sub, r)
 				sub.Close()
@@ -183,7 +183,7 @@ const maxDataFileSize = 1<<32 - 1
 var ErrDataFileTooLarge = errors.New("file too large for a data image")
 
 // omitted reports whether st is the same file as one in omit.
-func omitted(st *unix.Stat_t, omit []unix.Stat_t) bool {
+func omitted(st *hostdir.Stat, omit []hostdir.Stat) bool {
 	for _, o := range omit {
 		if st.Dev == o.Dev && st.Ino == o.Ino {
 			return true
@@ -288,10 +288,10 @@ func BuildDataImageOptions(ctx context.Context, dir, outPath, fsType string, siz
 // device and inode) is left out of the image with all it holds, so that
 // no image holds another. Each must exist.
 func BuildDataImageTemporary(ctx context.Context, dir, outPath, fsType string, sizeMB int, leaveOut ...string) error {
-	var omit []unix.Stat_t
+	var omit []hostdir.Stat
 	for _, p := range leaveOut {
-		var st unix.Stat_t
-		if err := unix.Stat(p, &st); err != nil {
+		st, err := hostdir.StatPath(p)
+		if err != nil {
 			return fmt.Errorf("temporary %s: %w", p, err)
 		}
 		omit = append(omit, st)
@@ -302,7 +302,7 @@ func BuildDataImageTemporary(ctx context.Context, dir, outPath, fsType string, s
 // buildDataImage is BuildDataImageOptions; with temporary, an empty
 // outPath inside dir is left out of the image, and so is every entry of
 // dir with the device and inode of one in omit (BuildDataImageTemporary).
-func buildDataImage(ctx context.Context, dir, outPath, fsType string, sizeMB int, opts DataOptions, temporary bool, omit []unix.Stat_t) error {
+func buildDataImage(ctx context.Context, dir, outPath, fsType string, sizeMB int, opts DataOptions, temporary bool, omit []hostdir.Stat) error {
 	if fsType == "" {
 		fsType = DataFAT32
 	}
@@ -322,8 +322,7 @@ func buildDataImage(ctx context.Context, dir, outPath, fsType string, sizeMB int
 		}
 	}
 	if err := CheckOutputNotInput(outPath, dir); err != nil {
-		var st unix.Stat_t
-		switch serr := unix.Stat(outPath, &st); {
+		switch st, serr := hostdir.StatPath(outPath); {
 		case !temporary:
 			return err
 		case errors.Is(serr, unix.ENOENT):
@@ -600,7 +599,7 @@ func copyData(ctx context.Context, fsys filesystem.FileSystem, img io.WriterAt, 
 				return openError(d.Join(name), fs.ModeDir, err)
 			}
 			stack = append(stack, openDir{e.rel, sub})
-			if uint64(st.Dev) != e.dev || st.Ino != e.ino {
+			if st.Dev != e.dev || st.Ino != e.ino {
 				return &changedError{path: d.Join(name), was: fs.ModeDir, now: "it is now another directory"}
 			}
 			if err := fsys.Mkdir(dirs.path(e.rel)); err != nil {
@@ -701,7 +700,7 @@ func copyDataFile(ctx context.Context, fsys filesystem.FileSystem, img io.Writer
 		return openError(hp, 0, err)
 	}
 	defer in.Close()
-	if uint64(st.Dev) != e.dev || st.Ino != e.ino {
+	if st.Dev != e.dev || st.Ino != e.ino {
 		return &changedError{path: hp, now: "it is now another file"}
 	}
 	if st.Size != e.size {

@@ -691,9 +691,9 @@ func stageTree(t *fstree.Tree, dir, keep string, id identity) (map[string]*fstre
 	// changes the status of what was written before.
 	stamps := make(map[string]stageStamp, len(staged))
 	for _, p := range staged {
-		var st unix.Stat_t
-		if err := unix.Lstat(filepath.Join(dir, filepath.FromSlash(p)), &st); err != nil {
-			return nil, nil, &os.PathError{Op: "lstat", Path: p, Err: err}
+		st, err := hostdir.LstatPath(filepath.Join(dir, filepath.FromSlash(p)))
+		if err != nil {
+			return nil, nil, err
 		}
 		n, _ := t.Get(p)
 		stamps[p] = stageStamp{dev: st.Dev, ino: st.Ino, ctime: st.Ctim, mtime: st.Mtim, keep: kept[first[n]]}
@@ -710,7 +710,7 @@ func stageTree(t *fstree.Tree, dir, keep string, id identity) (map[string]*fstre
 // too (see stagedNode); a file's tells by its sticky bit (see stagedPerm).
 type stageStamp struct {
 	dev, ino     uint64
-	ctime, mtime unix.Timespec
+	ctime, mtime hostdir.Timespec
 	keep         string // a regular file's hard link in the keep directory
 	held         bool   // a directory held open while the scripts ran (see holdDirs)
 }
@@ -721,7 +721,7 @@ type stageStamp struct {
 const holdReserve = 512
 
 // same reports whether st is the entry stamped s (the same inode).
-func (s stageStamp) same(st *unix.Stat_t) bool { return s.dev == st.Dev && s.ino == st.Ino }
+func (s stageStamp) same(st *hostdir.Stat) bool { return s.dev == st.Dev && s.ino == st.Ino }
 
 // untouched reports whether the staged entry now of status st is the one
 // stamped s, its mode never set since: the same inode, with the same
@@ -730,7 +730,7 @@ func (s stageStamp) same(st *unix.Stat_t) bool { return s.dev == st.Dev && s.ino
 // modification time to the same instant; one whose two times are equal
 // last changed that way and counts as untouched too (a chmod followed by
 // such a change in the same directory is then not seen).
-func (s stageStamp) untouched(st *unix.Stat_t) bool {
+func (s stageStamp) untouched(st *hostdir.Stat) bool {
 	if !s.same(st) {
 		return false
 	}
@@ -776,8 +776,7 @@ func holdDirs(stage string, stamps map[string]stageStamp) (release func(), err e
 			release()
 			return nil, &os.PathError{Op: "open", Path: p, Err: err}
 		}
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil || !s.same(&st) {
+		if st, err := hostdir.Fstat(fd, p); err != nil || !s.same(&st) {
 			unix.Close(fd)
 			release()
 			return nil, fmt.Errorf("%s changed while it was staged", p)
@@ -813,9 +812,9 @@ func stageDirMode(id identity) fs.FileMode {
 // is coarser than the time staging took. A clock set back stops the wait
 // after a second.
 func clockPast(tmp string, stamps map[string]stageStamp, id identity) error {
-	var last unix.Timespec
+	var last hostdir.Timespec
 	for _, s := range stamps {
-		if s.ctime.Nano() > last.Nano() {
+		if last.Before(s.ctime) {
 			last = s.ctime
 		}
 	}
@@ -828,11 +827,11 @@ func clockPast(tmp string, stamps map[string]stageStamp, id identity) error {
 		if err := os.Chmod(tmp, stageDirMode(id)); err != nil {
 			return err
 		}
-		var st unix.Stat_t
-		if err := unix.Stat(tmp, &st); err != nil {
-			return &os.PathError{Op: "stat", Path: tmp, Err: err}
+		st, err := hostdir.StatPath(tmp)
+		if err != nil {
+			return err
 		}
-		if st.Ctim.Nano() > last.Nano() || i == 1000 {
+		if last.Before(st.Ctim) || i == 1000 {
 			return nil
 		}
 		time.Sleep(time.Millisecond)
@@ -846,14 +845,8 @@ func stageMtime(hp string, n *fstree.Node) error {
 	if !n.HasMtime() {
 		return nil
 	}
-	t, err := unix.TimeToTimespec(time.Unix(n.Mtime, 0))
-	if err != nil { // beyond a 32-bit host's time_t
-		return &os.PathError{Op: "utimes", Path: hp, Err: err}
-	}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, hp, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return &os.PathError{Op: "utimes", Path: hp, Err: err}
-	}
-	return nil
+	t := hostdir.Timespec{Sec: n.Mtime}
+	return hostdir.Lutimes(hp, t, t)
 }
 
 // stageFile writes regular file n at hp: its extents, over a file
@@ -1078,7 +1071,7 @@ func mergeStage(ctx context.Context, orig *fstree.Tree, dir, keep string, stamps
 	}
 	// put adds the staged entry p (name in d; d nil for the root), of
 	// status st; f is the open file when it is a regular file.
-	put := func(p string, d *hostdir.Dir, name string, st *unix.Stat_t, f *os.File) error {
+	put := func(p string, d *hostdir.Dir, name string, st *hostdir.Stat, f *os.File) error {
 		old, _ := orig.Get(p)
 		if p == "" {
 			old = orig.Root
@@ -1271,35 +1264,26 @@ type stagedHow struct {
 // the build, and is none of the entry's own; one outside was set: the
 // set's own, given back when staged (see stageTree), or one a script set
 // (touch -d, cp -p, tar x), which the image keeps.
-type stageClock struct{ start, end unix.Timespec }
+type stageClock struct{ start, end hostdir.Timespec }
 
 // mtime returns st's modification time in Unix seconds, and whether it
 // is one to keep: false for one inside c.
-func (c stageClock) mtime(st *unix.Stat_t) (int64, bool) {
-	if !tsBefore(st.Mtim, c.start) && !tsBefore(c.end, st.Mtim) {
+func (c stageClock) mtime(st *hostdir.Stat) (int64, bool) {
+	if !st.Mtim.Before(c.start) && !c.end.Before(st.Mtim) {
 		return 0, false
 	}
-	return int64(st.Mtim.Sec), true
-}
-
-// tsBefore reports whether a is before b, for any times (a time past 2262
-// overflows Timespec.Nano).
-func tsBefore(a, b unix.Timespec) bool {
-	return a.Sec < b.Sec || a.Sec == b.Sec && a.Nsec < b.Nsec
+	return st.Mtim.Sec, true
 }
 
 // fsNow is the file system's clock now, as the status change time a
 // chmod of dir (to mode) sets: a write's time is the file system's, which
 // may lag the system clock by a tick.
-func fsNow(dir string, mode fs.FileMode) (unix.Timespec, error) {
+func fsNow(dir string, mode fs.FileMode) (hostdir.Timespec, error) {
 	if err := os.Chmod(dir, mode); err != nil {
-		return unix.Timespec{}, err
+		return hostdir.Timespec{}, err
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
-		return unix.Timespec{}, &os.PathError{Op: "stat", Path: dir, Err: err}
-	}
-	return st.Ctim, nil
+	st, err := hostdir.StatPath(dir)
+	return st.Ctim, err
 }
 
 // stagedNode builds the node for one staged path p, name in d, of status
@@ -1309,7 +1293,7 @@ func fsNow(dir string, mode fs.FileMode) (unix.Timespec, error) {
 // symlink of the original tree at p with target T was staged as, and a
 // target under stage, the staging root's absolute path, is that path in
 // the image.
-func stagedNode(d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, old *fstree.Node, how stagedHow, byIno map[uint64]*fstree.Node, staged func(string) string, stage string) (*fstree.Node, error) {
+func stagedNode(d *hostdir.Dir, name, p string, st *hostdir.Stat, f *os.File, old *fstree.Node, how stagedHow, byIno map[uint64]*fstree.Node, staged func(string) string, stage string) (*fstree.Node, error) {
 	perm := uint16(st.Mode & 07777)
 	// A mode never set since staging is the original's (see stagedPerm).
 	// A time a script set (or the set's, staged) is kept; one the build's

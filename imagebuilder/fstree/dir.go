@@ -55,7 +55,7 @@ func (t *Tree) AddDirContext(ctx context.Context, root string) error {
 	links := map[[2]uint64]string{}
 	var clamped clampedTimes
 	owned := userOwned{uid: euid()}
-	put := func(p, hp string, d *hostdir.Dir, name string, st *unix.Stat_t, f *os.File) error {
+	put := func(p, hp string, d *hostdir.Dir, name string, st *hostdir.Stat, f *os.File) error {
 		n, linkTo, err := t.nodeFromHost(ctx, d, name, p, st, f, links)
 		if err != nil {
 			return fmt.Errorf("%s: %w", termsafe.Printable(hp), err)
@@ -136,7 +136,7 @@ type userOwned struct {
 }
 
 // note counts the entry of status st if it is the reading user's.
-func (u *userOwned) note(st *unix.Stat_t) {
+func (u *userOwned) note(st *hostdir.Stat) {
 	if u.uid > 0 && int64(st.Uid) == int64(u.uid) {
 		u.n++
 	}
@@ -166,8 +166,8 @@ var afterHostLstat func(p string)
 // further hard link to an entry already read. A regular file's content is
 // read from f, the descriptor st describes, up to the size st gives; a
 // symlink is read beneath d.
-func (t *Tree) nodeFromHost(ctx context.Context, d *hostdir.Dir, name, p string, st *unix.Stat_t, f *os.File, links map[[2]uint64]string) (*Node, string, error) {
-	n := &Node{Perm: uint16(st.Mode & 07777), UID: st.Uid, GID: st.Gid, Mtime: int64(st.Mtim.Sec), MtimeSet: true}
+func (t *Tree) nodeFromHost(ctx context.Context, d *hostdir.Dir, name, p string, st *hostdir.Stat, f *os.File, links map[[2]uint64]string) (*Node, string, error) {
+	n := &Node{Perm: uint16(st.Mode & 07777), UID: st.Uid, GID: st.Gid, Mtime: st.Mtim.Sec, MtimeSet: true}
 	// Hard links of any kind but a directory are one inode, as a tar of
 	// the tree records them (GNU tar and bsdtar link symlinks and device
 	// nodes too).

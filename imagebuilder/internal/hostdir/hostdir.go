@@ -41,13 +41,13 @@ type Dir struct {
 // path itself are followed, once, here: the path is the one the caller
 // (the user) named, and a symlink there is theirs to mean. Nothing below
 // the root is reached by path again.
-func OpenRoot(path string) (*Dir, unix.Stat_t, error) {
-	var st unix.Stat_t
+func OpenRoot(path string) (*Dir, Stat, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, st, &os.PathError{Op: "open", Path: path, Err: err}
+		return nil, Stat{}, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	if err := unix.Fstat(fd, &st); err != nil {
+	st, err := fstat(fd)
+	if err != nil {
 		unix.Close(fd)
 		return nil, st, &os.PathError{Op: "fstat", Path: path, Err: err}
 	}
@@ -85,12 +85,12 @@ func checkName(name string) error {
 }
 
 // Lstat is the entry name in d itself, a symlink not followed.
-func (d *Dir) Lstat(name string) (unix.Stat_t, error) {
-	var st unix.Stat_t
+func (d *Dir) Lstat(name string) (Stat, error) {
 	if err := checkName(name); err != nil {
-		return st, err
+		return Stat{}, err
 	}
-	if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	st, err := lstatAt(d.fd, name)
+	if err != nil {
 		return st, &os.PathError{Op: "lstat", Path: d.Join(name), Err: err}
 	}
 	return st, nil
@@ -139,7 +139,7 @@ func (e *KindError) Error() string {
 func (e *KindError) Unwrap() error { return e.Err }
 
 // Mode is the fs.FileMode type and permission bits of st.
-func Mode(st *unix.Stat_t) fs.FileMode {
+func Mode(st *Stat) fs.FileMode {
 	m := fs.FileMode(st.Mode & 0o777)
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
@@ -172,10 +172,9 @@ func Mode(st *unix.Stat_t) fs.FileMode {
 
 // open opens name in d without following a symlink or blocking, and
 // checks on the open descriptor that it is of type want (fs.ModeDir or 0).
-func (d *Dir) open(name string, want fs.FileMode) (*os.File, unix.Stat_t, error) {
-	var st unix.Stat_t
+func (d *Dir) open(name string, want fs.FileMode) (*os.File, Stat, error) {
 	if err := checkName(name); err != nil {
-		return nil, st, err
+		return nil, Stat{}, err
 	}
 	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
 	if want == fs.ModeDir {
@@ -190,9 +189,10 @@ func (d *Dir) open(name string, want fs.FileMode) (*os.File, unix.Stat_t, error)
 		if lerr == nil && Mode(&lst).Type() != want {
 			return nil, lst, &KindError{Path: hp, Want: want, Mode: Mode(&lst)}
 		}
-		return nil, st, &os.PathError{Op: "open", Path: hp, Err: err}
+		return nil, Stat{}, &os.PathError{Op: "open", Path: hp, Err: err}
 	}
-	if err := unix.Fstat(fd, &st); err != nil {
+	st, err := fstat(fd)
+	if err != nil {
 		unix.Close(fd)
 		return nil, st, &os.PathError{Op: "fstat", Path: hp, Err: err}
 	}
@@ -207,7 +207,7 @@ func (d *Dir) open(name string, want fs.FileMode) (*os.File, unix.Stat_t, error)
 
 // OpenDir opens the subdirectory name of d. Anything else there (a
 // symlink, even to a directory) is a *KindError.
-func (d *Dir) OpenDir(name string) (*Dir, unix.Stat_t, error) {
+func (d *Dir) OpenDir(name string) (*Dir, Stat, error) {
 	f, st, err := d.open(name, fs.ModeDir)
 	if err != nil {
 		return nil, st, err
@@ -219,7 +219,7 @@ func (d *Dir) OpenDir(name string) (*Dir, unix.Stat_t, error) {
 // status as of the open descriptor: what is read from the file is what
 // the status describes. Anything else there is a *KindError; a FIFO is
 // refused without blocking.
-func (d *Dir) OpenFile(name string) (*os.File, unix.Stat_t, error) {
+func (d *Dir) OpenFile(name string) (*os.File, Stat, error) {
 	return d.open(name, 0)
 }
 
@@ -231,7 +231,7 @@ func (d *Dir) OpenFile(name string) (*os.File, unix.Stat_t, error) {
 type Entry struct {
 	Dir       *Dir
 	Name, Rel string
-	St        *unix.Stat_t
+	St        *Stat
 	File      *os.File
 }
 
