@@ -40,7 +40,11 @@ func CheckKernel(cfg Config) (bootplan.Plan, error) {
 	}
 	defer kernel.release()
 	// Reserved, not committed: only the pages the loader writes are.
-	mem, err := unix.Mmap(-1, 0, cfg.MemoryMiB<<20, unix.PROT_READ|unix.PROT_WRITE,
+	size, err := guestMemorySize(cfg.MemoryMiB)
+	if err != nil {
+		return bootplan.Plan{}, err
+	}
+	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
 		return bootplan.Plan{}, &Error{Op: "mmap guest memory", Err: err, Hint: "give the VM less memory", Field: "MemoryMiB"}

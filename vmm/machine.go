@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -26,6 +27,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -732,7 +734,10 @@ func (m *Machine) Unhandled() (pio, mmio bus.Unhandled) {
 }
 
 func (m *Machine) setupMemory() error {
-	size := m.cfg.MemoryMiB << 20
+	size, err := guestMemorySize(m.cfg.MemoryMiB)
+	if err != nil {
+		return err
+	}
 	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
@@ -915,6 +920,20 @@ func checkMemoryMiB(n int) error {
 			Hint: fmt.Sprintf("use between %d and %d MiB", MinMemoryMiB, MaxMemoryMiB), Field: "MemoryMiB"}
 	}
 	return nil
+}
+
+// guestMemorySize is the size in bytes of mib MiB of guest memory, which
+// the process maps as one slice. A slice holds at most math.MaxInt bytes:
+// where int is 32 bits, 2048 MiB or more is refused (computed as an int,
+// 2048 MiB was -2^31 bytes, and mmap refused it as EINVAL).
+func guestMemorySize(mib int) (int, error) {
+	size := uint64(mib) << 20
+	if mib < 0 || size > math.MaxInt {
+		return 0, &Error{Op: "mmap guest memory",
+			Err:  fmt.Errorf("guest memory of %d MiB does not fit a %d-bit process's address space, which maps at most %d MiB in one piece", mib, strconv.IntSize, math.MaxInt>>20),
+			Hint: "give the VM less memory, or run a 64-bit build", Field: "MemoryMiB"}
+	}
+	return int(size), nil
 }
 
 // checkDevices refuses, before anything is opened, a nil entry in
