@@ -225,7 +225,9 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 
@@ -952,6 +954,11 @@ func (s *File) ReadState() error {
 func (s *File) MapMemory() ([]byte, error) {
 	if err := checkSize(s.size, s.Header); err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", s.Path, err)
+	}
+	// A 32-bit process's int would wrap: 4 GiB and a page mapped one page.
+	if s.Header.MemSize > math.MaxInt {
+		return nil, fmt.Errorf("snapshot %s: its %d MiB of memory do not fit a %d-bit process's address space, which maps at most %d MiB in one piece",
+			s.Path, s.Header.MemSize>>20, strconv.IntSize, math.MaxInt>>20)
 	}
 	mem, err := unix.Mmap(int(s.f.Fd()), int64(s.Header.MemOff), int(s.Header.MemSize),
 		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_NORESERVE)
