@@ -135,7 +135,10 @@ type Config struct {
 	Devices []virtio.Device
 
 	// Console receives what the guest writes on COM1 (discarded when nil),
-	// on a goroutine of the machine's, in chunks. Up to 64 KiB wait for
+	// on a goroutine of the machine's, in chunks: the first byte after a
+	// quiet millisecond at once, then, while output streams, at most one
+	// Write a millisecond (so a line can arrive up to 1 ms after the guest
+	// wrote it; Ready events are not delayed). Up to 64 KiB wait for
 	// it; beyond that the guest waits, as on a serial line, so a Write
 	// that blocks (a pipe nobody reads, a paused pager) stops the guest,
 	// and a Snapshot with it (the vCPU pauses only between two exits),
