@@ -31,7 +31,7 @@ var (
 func smolvmmBin(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "smolvmm-cli")
+		dir, err := binTempDir("smolvmm-cli")
 		if err != nil {
 			binErr = err
 			return
