@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"os"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -59,8 +58,6 @@ import (
 const (
 	kvmMinor  = 232
 	miscMajor = 10
-	// archGetXcompGuestPerm is ARCH_GET_XCOMP_GUEST_PERM.
-	archGetXcompGuestPerm = 0x1024
 )
 
 // kvmMiscNode is the sysfs node of /dev/kvm's registration, and bootIDPath
@@ -95,10 +92,8 @@ func readKVMIdentity(kvm *os.File) (snapshot.KVMID, bool) {
 	if !ok {
 		return id, false
 	}
-	var perm uint64
-	if _, _, errno := unix.RawSyscall(unix.SYS_ARCH_PRCTL, archGetXcompGuestPerm, uintptr(unsafe.Pointer(&perm)), 0); errno == unix.EINVAL {
-		perm = ^uint64(0) // a kernel without guest permissions
-	} else if errno != 0 {
+	perm, ok := guestStatePerm() // kvmid_x86.go, kvmid_other.go
+	if !ok {
 		return id, false
 	}
 	b := make([]byte, 0, 64)
