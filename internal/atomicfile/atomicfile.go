@@ -379,12 +379,10 @@ func commitIf(tmp, path string, ok func(*os.File) error) (*os.File, error) {
 	return old, os.Rename(tmp, path)
 }
 
-// renameat2 and link are unix.Renameat2 and os.Link; tests make them
-// fail as file systems without rename flags or hard links do.
-var (
-	renameat2 = unix.Renameat2
-	link      = os.Link
-)
+// link is os.Link, and renameat2 (atomicfile_linux.go,
+// atomicfile_other.go) unix.Renameat2 on Linux; tests make them fail as
+// file systems without rename flags or hard links do.
+var link = os.Link
 
 // unsupported says whether err is how a file system refuses an operation
 // it lacks rather than this rename: rename flags are EINVAL (vboxsf, NFS),
@@ -402,7 +400,7 @@ func unsupported(err error) bool {
 
 // renameNoReplace renames tmp to path unless path exists.
 func renameNoReplace(tmp, path string) error {
-	err := renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
+	err := renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, noReplaceFlag)
 	switch {
 	case err == nil:
 		return nil

@@ -182,7 +182,8 @@ func TestNoReplaceWithoutRenameFlags(t *testing.T) {
 		"NoReplace": NoReplace,
 		"ReplaceIf": func() Option { return ReplaceIf(func(*os.File) error { return nil }) },
 	}
-	defer func() { renameat2, link = unix.Renameat2, os.Link }()
+	savedRename, savedLink := renameat2, link
+	defer func() { renameat2, link = savedRename, savedLink }()
 	for _, tt := range tests {
 		for oname, opt := range opts {
 			t.Run(oname+"/"+tt.name, func(t *testing.T) {
