@@ -130,23 +130,11 @@ func RemoveDeadIn(tmp, prefix string, closed os.FileMode, before func(dir string
 	}
 }
 
-// Magic numbers of statfs(2)'s f_type.
-const (
-	nfsMagic  = 0x6969
-	cifsMagic = 0xFF534D42
-	smb2Magic = 0xFE534D42
-	smbMagic  = 0x517B
-	fuseMagic = 0x65735546
-)
-
 // flock is unix.Flock; tests replace it to refuse locks.
 var flock = unix.Flock
 
 // rename is os.Rename; tests replace it to fail.
 var rename = os.Rename
-
-// statfs is unix.Statfs; tests replace it to be on a network file system.
-var statfs = unix.Statfs
 
 // NetworkFS reports whether dir lies on a file system whose flocks
 // another host may not see: NFS (mounted local_lock, or nolock, a lock
@@ -154,18 +142,9 @@ var statfs = unix.Statfs
 // local), or FUSE (sshfs, and whatever its server does). A lock free
 // there may be held by a live process on another host, so neither
 // RemoveDead nor atomicfile removes anything from such a directory. One
-// whose type cannot be read counts as one.
-func NetworkFS(dir string) bool {
-	var st unix.Statfs_t
-	if statfs(dir, &st) != nil {
-		return true
-	}
-	switch uint32(st.Type) {
-	case nfsMagic, cifsMagic, smb2Magic, smbMagic, fuseMagic:
-		return true
-	}
-	return false
-}
+// whose type cannot be read counts as one, and so does every directory
+// off Linux, where the type is not read (staledir_other.go).
+func NetworkFS(dir string) bool { return networkFS(dir) }
 
 // IsRandomPart says whether s can be the random part os.MkdirTemp and
 // os.CreateTemp put in a name: the decimal digits of a uint32.

@@ -76,7 +76,7 @@ func TestRemoveDead(t *testing.T) {
 func TestRemoveDeadNetworkFS(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		magic  int64
+		magic  uint32
 		err    error
 		remove bool
 	}{
@@ -94,12 +94,11 @@ func TestRemoveDeadNetworkFS(t *testing.T) {
 			t.Setenv("TMPDIR", tmp)
 			saved := statfs
 			defer func() { statfs = saved }()
-			statfs = func(path string, st *unix.Statfs_t) error {
+			statfs = func(path string) (uint32, error) {
 				if path != tmp {
 					t.Errorf("statfs(%q), want %q", path, tmp)
 				}
-				st.Type = tc.magic
-				return tc.err
+				return tc.magic, tc.err
 			}
 			d := filepath.Join(tmp, "p-42")
 			if err := os.Mkdir(d, 0o700); err != nil {
