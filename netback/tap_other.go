@@ -12,7 +12,7 @@ type Tap struct{ None }
 
 // OpenTap fails: tap devices are supported on Linux only.
 func OpenTap(name string) (*Tap, error) {
-	return nil, fmt.Errorf("tap %s: %w", name, errors.New("tap networking needs Linux (the user network works everywhere)"))
+	return nil, fmt.Errorf("tap %s: %w", name, errors.New("tap networking needs Linux"))
 }
 
 // CheckTap fails as OpenTap does: tap devices are supported on Linux
