@@ -412,7 +412,7 @@ func manyLoads(n int) []byte {
 	for i := 0; i < n; i++ {
 		p := b[52+32*i:]
 		le.PutUint32(p[0:], uint32(elf.PT_LOAD))
-		le.PutUint32(p[8:], uint32(0xc0100000+i*0x1000))
+		le.PutUint32(p[8:], 0xc0100000+uint32(i)*0x1000)
 	}
 	return b
 }

@@ -64,11 +64,14 @@ func hostileKernel(n int, name string) []byte {
 			img = le.AppendUint32(img, uint32(v))
 		}
 	}
+	// A variable: base as an int constant overflows a 32-bit int, and
+	// sh puts back its 32 bits either way.
+	baseField := uint32(base)
 	sh(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-	sh(1, 1, 3, base, dataOff, len(data), 0, 0, 4, 0) // .data
-	sh(7, 2, 0, 0, symOff, len(symtab), 3, 1, 4, 16)  // .symtab
-	sh(15, 3, 0, 0, strOff, len(strtab), 0, 0, 1, 0)  // .strtab
-	sh(23, 3, 0, 0, shstrOff, len(shstr), 0, 0, 1, 0) // .shstrtab
+	sh(1, 1, 3, int(baseField), dataOff, len(data), 0, 0, 4, 0) // .data
+	sh(7, 2, 0, 0, symOff, len(symtab), 3, 1, 4, 16)            // .symtab
+	sh(15, 3, 0, 0, strOff, len(strtab), 0, 0, 1, 0)            // .strtab
+	sh(23, 3, 0, 0, shstrOff, len(shstr), 0, 0, 1, 0)           // .shstrtab
 
 	copy(img, "\x7fELF\x01\x01\x01")
 	le.PutUint16(img[16:], 2) // ET_EXEC
@@ -84,8 +87,8 @@ func hostileKernel(n int, name string) []byte {
 	le.PutUint16(img[48:], 5)  // e_shnum
 	le.PutUint16(img[50:], 4)  // e_shstrndx
 	ph := img[52:]
-	for i, v := range []int{1, dataOff, base, base & 0x0fffffff, len(data), len(data), 6, 0x1000} {
-		le.PutUint32(ph[4*i:], uint32(v))
+	for i, v := range []uint32{1, dataOff, base, base & 0x0fffffff, uint32(len(data)), uint32(len(data)), 6, 0x1000} {
+		le.PutUint32(ph[4*i:], v)
 	}
 	return img
 }

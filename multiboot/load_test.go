@@ -205,8 +205,9 @@ func TestLoadErrors(t *testing.T) {
 		msg   []string
 		need  uint64 // MemoryError.Need when non-zero
 		// memSize is the guest memory's size when not testMem: such
-		// memory is mapped on demand (sparseMem).
-		memSize int
+		// memory is mapped on demand (sparseMem). An int64: 4 GiB and
+		// more are past a 32-bit int.
+		memSize int64
 	}{
 		{name: "empty file", image: nil, is: []error{ErrNotMultiboot}, msg: []string{"the file is empty"}},
 		{name: "short file", image: make([]byte, 100), is: []error{ErrNotMultiboot}, msg: []string{"in the file's 100 bytes"}},
@@ -321,7 +322,10 @@ func TestLoadErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := newMem(testMem)
 			if tc.memSize != 0 {
-				mem = sparseMem(t, tc.memSize)
+				if int64(int(tc.memSize)) != tc.memSize {
+					t.Skipf("guest memory of %d bytes cannot be mapped where int is 32 bits", tc.memSize)
+				}
+				mem = sparseMem(t, int(tc.memSize))
 			}
 			_, err := Load(mem, bytes.NewReader(tc.image), int64(len(tc.image)), tc.opts)
 			if err == nil {

@@ -1077,7 +1077,7 @@ func TestLoadMemoryErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		image    []byte
-		memSize  int
+		memSize  int64 // 4 GiB and more are past a 32-bit int
 		opts     Options
 		is, isnt error
 		need     uint64 // MemoryError.Need, when one is wanted
@@ -1117,8 +1117,11 @@ func TestLoadMemoryErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var mem *guestmem.Memory
+			if int64(int(tc.memSize)) != tc.memSize {
+				t.Skipf("guest memory of %d bytes cannot be mapped where int is 32 bits", tc.memSize)
+			}
 			if tc.memSize > 1<<32 {
-				mem = sparseMem(t, tc.memSize)
+				mem = sparseMem(t, int(tc.memSize))
 			} else {
 				mem = guestmem.New(make([]byte, tc.memSize))
 			}
