@@ -1,3 +1,8 @@
+//go:build linux && amd64
+
+// Only amd64: TestSetName's child runs from TestMain (sandbox_test.go),
+// and its blockThreads is privileges_linux_test.go's, both amd64 only.
+
 package sandbox
 
 import (

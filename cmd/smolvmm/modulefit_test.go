@@ -159,7 +159,7 @@ func modulesRSSHelper(t *testing.T, argv string) {
 		t.Fatalf("%s: %v", args[0], err)
 	}
 	r := modulesRSS{Out: string(out), Exit: cmd.ProcessState.ExitCode(),
-		Maxrss: cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, HWM: ownPeakRSS(t)}
+		Maxrss: int64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss), HWM: ownPeakRSS(t)}
 	if err != nil {
 		r.Err = err.Error()
 	}

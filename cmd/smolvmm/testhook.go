@@ -111,7 +111,8 @@ func runTestHook(hook string) {
 	case hook == "sigsys-blocked":
 		// A forbidden call while SIGSYS is blocked (as inside the Go
 		// runtime's thread creation): the kernel kills the process.
-		set := unix.Sigset_t{Val: [16]uint64{1 << (unix.SIGSYS - 1)}}
+		var set unix.Sigset_t // its words are 32 bits wide on 386
+		set.Val[0] = 1 << (unix.SIGSYS - 1)
 		err := unix.PthreadSigmask(unix.SIG_BLOCK, &set, nil)
 		if err == nil {
 			_, err = os.Open("/etc/passwd")

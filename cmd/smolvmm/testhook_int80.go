@@ -1,4 +1,4 @@
-//go:build smolvmm_testhook
+//go:build smolvmm_testhook && amd64
 
 package main
 
