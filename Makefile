@@ -47,11 +47,30 @@ rescue: build
 netbsd-kernel:
 	@dir=$$(sh .ci/netbsd-kernel) && echo "the real NetBSD kernel: $$dir"
 
+# Packages whose tests still hold an untyped constant past 2^31 (bench's
+# fake_test.go, exepages_test.go): GOARCH=386 go vet leaves them out until
+# they are fixed; their code is built for 386 all the same.
+VET386_SKIP := /bench$$|/internal/exepages$$
+
+# The library packages of the loaders and builders, which build on macOS
+# and the BSDs too; imagebuilder itself (user namespaces, fallocate), vmm,
+# netback, virtio, sandbox and so smolvmm are Linux's.
+PORTABLE_PKGS := ./kstrip ./fetch ./service ./multiboot ./netbsdboot ./imagebuilder/fstree ./imagebuilder/ext2
+
+# The cross checks take ~3 minutes with an empty build cache on 2 cores,
+# a few seconds once it holds them.
 vet:
 	$(GO) vet ./...
-	@# The code (not its tests) builds where int is 32 bits too (the loaders and builders
+	@# The code and its tests build where int is 32 bits too (the loaders and builders
 	@# run on any Linux): an untyped constant past 2^31 breaks only there.
 	GOARCH=386 $(GO) build ./...
+	GOARCH=386 $(GO) vet $$($(GO) list ./... | grep -v -E '$(VET386_SKIP)')
+	GOARCH=386 $(GO) vet -tags smolvmm_testhook ./cmd/smolvmm
+	@# On a Linux that is not x86 (arm64) everything builds: the commands that need no KVM
+	@# guest (kstrip, mkimg, fetch) work there.
+	GOARCH=arm64 $(GO) build ./...
+	GOOS=darwin GOARCH=arm64 $(GO) build $(PORTABLE_PKGS)
+	GOOS=netbsd GOARCH=amd64 $(GO) build $(PORTABLE_PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
 # The packages whose goroutines share state (the vCPU and the goroutines
