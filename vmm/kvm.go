@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
+	"runtime"
 	"strconv"
 	"syscall"
 	"unsafe"
@@ -105,6 +106,13 @@ func (e *kvmError) Unwrap() []error {
 	return []error{e.kind, e.cause}
 }
 
+// hostArch is the architecture this process runs on; x86Host, whether
+// its KVM runs x86 guests (a variable for the tests).
+var (
+	hostArch = runtime.GOARCH
+	x86Host  = hostArch == "amd64" || hostArch == "386"
+)
+
 // notDevice is whether open(2) failed with err because nothing at the
 // path is a device it can open: a directory, a socket or a device node
 // without its driver (ENXIO, ENODEV), a path through a file or a loop of
@@ -131,6 +139,14 @@ func notDevice(err error) bool {
 // A failure that says nothing of the device (too many open files) names
 // no field.
 func openKVM(path string) (*os.File, error) {
+	if !x86Host {
+		// The KVM of another architecture runs its own guests: every x86
+		// register and ioctl would fail there, one obscure error after
+		// another.
+		return nil, &Error{Op: "open " + path,
+			Err:  fmt.Errorf("%w: the guests this package runs are x86, and the KVM of this %s host runs %s guests", ErrNoKVM, hostArch, hostArch),
+			Hint: "run the VM on an x86 (amd64) host"}
+	}
 	host := path == defaultKVMPath
 	f, err := os.OpenFile(path, os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
