@@ -475,7 +475,7 @@ func fakeVMM(mode string, args []string) int {
 		time.Sleep(time.Minute)
 		return 0
 	case "hog": // a VMM whose guest RAM grows until the OOM killer takes it
-		for total := 0; total < 8<<30; total += 16 << 20 {
+		for total := int64(0); total < 8<<30; total += 16 << 20 {
 			mem, err := syscall.Mmap(-1, 0, 16<<20, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)

@@ -157,7 +157,7 @@ func TestReadOnlySegments(t *testing.T) {
 			want: []Segment{{0x400000, 0x402000, true}}},
 		{name: "dynamic", progs: []elf.ProgHeader{text, {Type: elf.PT_DYNAMIC}}, phdr: 0x400040, wantErr: ErrDynamic.Error()},
 		{name: "interpreter", progs: []elf.ProgHeader{{Type: elf.PT_INTERP}, text}, phdr: 0x400040, wantErr: ErrDynamic.Error()},
-		{name: "loaded elsewhere", progs: []elf.ProgHeader{text, rodata}, phdr: 0x7f0000000040, wantErr: "in no loaded segment"},
+		{name: "loaded elsewhere", progs: []elf.ProgHeader{text, rodata}, phdr: 0x7f000040, wantErr: "in no loaded segment"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
