@@ -333,12 +333,14 @@ func (l *rawLogWriter) Write(p []byte) (int, error) {
 // escapeHelp is what Ctrl-A h prints, as QEMU's does: lines ended with
 // CR LF, since the terminal is in raw mode.
 // The C-a s line is left out for a command without --snapshot (demo),
-// where the key does nothing.
+// where the key does nothing. It says what --snapshot-exit makes of the
+// key, which the console is not told.
 func escapeHelp(snapshot bool) string {
 	s := "\r\nC-a h    print this help\r\n" +
 		"C-a x    quit smolvmm (the guest is stopped: exit status 130)\r\n"
 	if snapshot {
-		s += "C-a s    write a snapshot of the VM to the --snapshot file now\r\n"
+		s += "C-a s    write a snapshot of the VM to the --snapshot file now\r\n" +
+			"         (with --snapshot-exit, the VM then stops: exit status 0)\r\n"
 	}
 	return s + "C-a C-a  send C-a to the guest\r\n"
 }

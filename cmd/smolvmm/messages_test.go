@@ -127,7 +127,9 @@ func TestInUseNamesTheHolder(t *testing.T) {
 // TestEscapeHelp: Ctrl-A h prints the escape keys' help on the console's
 // stderr, as QEMU does, and sends nothing to the guest. Ctrl-A s is listed
 // only where it writes a snapshot: demo, which has no --snapshot, offered
-// "C-a s ... to the --snapshot file".
+// "C-a s ... to the --snapshot file". Its line says that under
+// --snapshot-exit the VM then stops (it said nothing of it, and the VM ran
+// on).
 func TestEscapeHelp(t *testing.T) {
 	for _, snapshots := range []bool{false, true} {
 		for _, key := range []string{"h", "H", "?"} {
@@ -146,6 +148,10 @@ func TestEscapeHelp(t *testing.T) {
 			}
 			if got := strings.Contains(help.String(), "C-a s "); got != snapshots {
 				t.Errorf("with snapshots %v, Ctrl-A %s printed %q: C-a s listed %v", snapshots, key, help.String(), got)
+			}
+			// Under --snapshot-exit a Ctrl-A s stops the VM (snapshotKey).
+			if got := strings.Contains(help.String(), "with --snapshot-exit, the VM then stops: exit status 0"); got != snapshots {
+				t.Errorf("with snapshots %v, Ctrl-A %s printed %q: what --snapshot-exit does said %v", snapshots, key, help.String(), got)
 			}
 		}
 	}

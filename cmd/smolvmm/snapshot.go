@@ -47,7 +47,7 @@ func snapshotFlags() []cli.Flag {
 func snapshotWriteFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "snapshot", Usage: "when the guest is ready (--ready, --ready-port or the boot-timer port 0x505), write a snapshot of the VM to `FILE` and keep running"},
-		&cli.BoolFlag{Name: "snapshot-exit", Usage: "stop the VM once the --snapshot file is written (exit status 0; 1 if the guest ends by itself before it is ready, with no snapshot)"},
+		&cli.BoolFlag{Name: "snapshot-exit", Usage: "stop the VM once the --snapshot file is written, at ready or by Ctrl-A s (exit status 0; 1 if the guest ends by itself before it is ready, with no snapshot)"},
 	}
 }
 
@@ -1059,6 +1059,9 @@ func hasNIC(cfg vmm.Config) bool {
 type snapRun struct {
 	target   *snapshot.Target
 	failures snapFailures
+	// exit is --snapshot-exit: a Ctrl-A s snapshot stops the VM too, as
+	// the one at ready does, so that its disks stay as it saw them.
+	exit bool
 	// exitErr is the error of --snapshot-exit's snapshot at ready as the
 	// machine got it, which Run returns: the run reports it as done's.
 	exitErr error
@@ -1108,6 +1111,7 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (run *snapRun, done func() e
 	run.target = t
 	w := t.NewWriter()
 	exit := c.Bool("snapshot-exit")
+	run.exit = exit
 	cfg.SnapshotOnReady = w
 	cfg.SnapshotExit = exit
 	cfg.OnSnapshot = func(info vmm.SnapshotInfo, err error) {
@@ -1365,6 +1369,10 @@ func snapshotWriteAdvice(t *snapshot.Target, err error) error {
 // --snapshot file of run, replacing what it held, off the input's
 // goroutine (the snapshot waits for the vCPU, which may wait for the
 // console's reader: the keys are read on meanwhile), counted in run.keys.
+// With --snapshot-exit the machine stops once it is written (Run returns
+// vmm.ExitSnapshot, status 0), its devices serving nothing more, as after
+// the snapshot at ready: a VM running on would change its disks under the
+// snapshot. One that fails leaves the VM running, for another Ctrl-A s.
 // m is a *vmm.Machine but in tests.
 func snapshotKey(run *snapRun, m snapshotter) func() {
 	return func() {
@@ -1379,14 +1387,18 @@ func snapshotKey(run *snapRun, m snapshotter) func() {
 			defer run.keys.Done()
 			defer run.pending.Add(-1)
 			w := t.NewWriter()
-			info, err := m.Snapshot(w)
+			take, stops := m.Snapshot, ""
+			if run.exit {
+				take, stops = m.SnapshotAndExit, "; the VM stops there (--snapshot-exit)"
+			}
+			info, err := take(w)
 			if err = w.Finish(err); err != nil {
 				run.failures.add(err)
 				fmt.Fprintf(stderrOut, "\r\nsmolvmm: C-a s: %v\r\n", snapshotWriteAdvice(t, err))
 				return
 			}
-			fmt.Fprintf(stderrOut, "\r\nsmolvmm: snapshot %s: %.1f MiB written, guest paused %.1f ms\r\n",
-				t.Path(), float64(info.Bytes)/(1<<20), float64(info.Pause)/float64(time.Millisecond))
+			fmt.Fprintf(stderrOut, "\r\nsmolvmm: snapshot %s: %.1f MiB written, guest paused %.1f ms%s\r\n",
+				t.Path(), float64(info.Bytes)/(1<<20), float64(info.Pause)/float64(time.Millisecond), stops)
 		}()
 	}
 }
@@ -1394,6 +1406,7 @@ func snapshotKey(run *snapRun, m snapshotter) func() {
 // snapshotter is what snapshotKey needs of the machine.
 type snapshotter interface {
 	Snapshot(w io.Writer) (vmm.SnapshotInfo, error)
+	SnapshotAndExit(w io.Writer) (vmm.SnapshotInfo, error)
 }
 
 // quitKey returns what Ctrl-A x does (escapeReader's quit): stop the run

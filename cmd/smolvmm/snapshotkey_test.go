@@ -25,6 +25,8 @@ func (h heldSnapshot) Snapshot(io.Writer) (vmm.SnapshotInfo, error) {
 	return vmm.SnapshotInfo{}, fmt.Errorf("the guest stopped first: %w", vmm.ErrNotRunning)
 }
 
+func (h heldSnapshot) SnapshotAndExit(w io.Writer) (vmm.SnapshotInfo, error) { return h.Snapshot(w) }
+
 // keyRun is a run with --snapshot dir/k.snap whose lines to stderrOut
 // go to out, and a machine whose Ctrl-A s snapshots wait for m.release.
 func keyRun(t *testing.T) (run *snapRun, m heldSnapshot, out *lockedBuffer) {
@@ -251,6 +253,12 @@ func exitedWith(t *testing.T, r *ptyRun, status int, after string) {
 		r.cmd.Process.Kill()
 		<-r.waited // stderr is complete only once Wait has returned
 		t.Fatalf("no exit within 60 s of %s; stderr:\n%s", after, r.stderr)
+	}
+	if status == 0 {
+		if r.err != nil {
+			t.Fatalf("exit: %v, want status 0; stderr:\n%s", r.err, r.stderr)
+		}
+		return
 	}
 	var ee *exec.ExitError
 	if !errors.As(r.err, &ee) || ee.ExitCode() != status {
