@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -16,8 +17,8 @@ var ErrNoQEMU = errors.New(QEMUBinary + " not found: install it (Debian: apt-get
 
 // QEMUSetup is the guest QEMU boots, with devices equivalent to smolvmm's:
 // COM1 on standard output, the debug-exit port at 0x501, legacy
-// virtio-blk-pci disks and a legacy virtio-net-pci card on the user
-// network with its port forwards.
+// virtio-blk-pci disks with their serials and a legacy virtio-net-pci card
+// with its MAC on the user network with its port forwards.
 type QEMUSetup struct {
 	Kernel    string     // the kernel image's path, any name (-kernel takes it whole)
 	Append    string     // the kernel's command line
@@ -25,6 +26,9 @@ type QEMUSetup struct {
 	Disks     []QEMUDisk // the disks, in bus order
 	// UserNet adds the NIC on QEMU's user network (slirp).
 	UserNet bool
+	// MAC is the NIC's address, 6 bytes; nil leaves QEMU's default
+	// (52:54:00:12:34:56), which is not the one smolvmm gives.
+	MAC net.HardwareAddr
 	// Forwards are hostfwd rules, "tcp:127.0.0.1:8080-:80".
 	Forwards []string
 }
@@ -33,6 +37,10 @@ type QEMUSetup struct {
 type QEMUDisk struct {
 	Path     string // the image's path, any name (QEMUArgs doubles its commas)
 	ReadOnly bool
+	// Serial is what the device answers the guest's GET_ID with, any
+	// text (QEMUArgs doubles its commas); "" gives QEMU's, none at all,
+	// where smolvmm derives one from the path (blk.DeriveSerial).
+	Serial string
 }
 
 // QEMUTargets returns the qemu-kvm target (when /dev/kvm can be opened)
@@ -42,6 +50,10 @@ type QEMUDisk struct {
 func QEMUTargets(s QEMUSetup, lookPath func(string) (string, error)) (targets []Target, skipped []string, err error) {
 	if lookPath == nil {
 		lookPath = exec.LookPath
+	}
+	if n := len(s.MAC); n != 0 && n != 6 {
+		// QEMU's mac= takes six bytes only, and would fail every boot.
+		return nil, nil, fmt.Errorf("QEMU setup: MAC %s has %d bytes; a NIC's address has 6", s.MAC, n)
 	}
 	path, err := lookPath(QEMUBinary)
 	if err != nil {
@@ -73,16 +85,22 @@ func QEMUArgs(s QEMUSetup) []string {
 		if d.ReadOnly {
 			drive += ",readonly=on"
 		}
-		args = append(args,
-			"-drive", drive,
-			"-device", "virtio-blk-pci,disable-modern=on,drive="+id)
+		device := "virtio-blk-pci,disable-modern=on,drive=" + id
+		if d.Serial != "" {
+			device += ",serial=" + qemuOptValue(d.Serial)
+		}
+		args = append(args, "-drive", drive, "-device", device)
 	}
 	if s.UserNet {
 		netdev := "user,id=net0"
 		for _, f := range s.Forwards {
 			netdev += ",hostfwd=" + f
 		}
-		args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,disable-modern=on,netdev=net0")
+		device := "virtio-net-pci,disable-modern=on,netdev=net0"
+		if len(s.MAC) > 0 {
+			device += ",mac=" + s.MAC.String()
+		}
+		args = append(args, "-netdev", netdev, "-device", device)
 	}
 	return args
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os/exec"
 	"slices"
 	"strings"
@@ -17,6 +18,18 @@ func TestQEMUTargetsMissing(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "apt-get install qemu-system-x86") {
 		t.Errorf("error %q does not say what to install", err)
+	}
+}
+
+// TestQEMUTargetsBadMAC: a MAC QEMU's mac= cannot take (not 6 bytes) is
+// refused, naming it, before any boot: each would fail.
+func TestQEMUTargetsBadMAC(t *testing.T) {
+	found := func(string) (string, error) { return "/usr/bin/qemu-system-i386", nil }
+	for _, mac := range []net.HardwareAddr{{0x52, 0x54, 0x00}, {0x02, 0, 0, 0, 0, 0, 0, 1}} {
+		targets, _, err := QEMUTargets(QEMUSetup{Kernel: "k", MemoryMiB: 64, UserNet: true, MAC: mac}, found)
+		if err == nil || targets != nil || !strings.Contains(err.Error(), "MAC "+mac.String()) {
+			t.Errorf("MAC %s: targets %v, error %v; want it refused, named", mac, targets, err)
+		}
 	}
 }
 
@@ -59,6 +72,16 @@ func TestQEMUArgs(t *testing.T) {
 				"-drive file=/h:i.img,if=none,format=raw,id=disk2", "-drive file=./j:k,,l/m.img,if=none,format=raw,id=disk3,readonly=on"}, nil},
 		{"user network", QEMUSetup{Kernel: "/k", MemoryMiB: 64, UserNet: true, Forwards: []string{"tcp:127.0.0.1:8080-:80", "udp:0.0.0.0:53-:53"}},
 			[]string{"-netdev user,id=net0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:0.0.0.0:53-:53", "-device virtio-net-pci,disable-modern=on,netdev=net0"}, nil},
+		// QEMU's -device takes the disk's serial as serial=, a comma in
+		// it written twice as in every option list; the card's address
+		// as mac=, six bytes in hex separated by colons.
+		{"serials", QEMUSetup{Kernel: "/k", MemoryMiB: 64, Disks: []QEMUDisk{{Path: "a.img", Serial: "vol-1"}, {Path: "b.img", ReadOnly: true, Serial: "x,y=z,"}, {Path: "c.img"}}},
+			[]string{"-device virtio-blk-pci,disable-modern=on,drive=disk0,serial=vol-1", "-device virtio-blk-pci,disable-modern=on,drive=disk1,serial=x,,y=z,,",
+				"-device virtio-blk-pci,disable-modern=on,drive=disk2"}, nil},
+		{"mac", QEMUSetup{Kernel: "/k", MemoryMiB: 64, UserNet: true, MAC: net.HardwareAddr{0x52, 0x54, 0x00, 0xab, 0x0c, 0x01}},
+			[]string{"-netdev user,id=net0", "-device virtio-net-pci,disable-modern=on,netdev=net0,mac=52:54:00:ab:0c:01"}, nil},
+		{"mac without a card", QEMUSetup{Kernel: "/k", MemoryMiB: 64, MAC: net.HardwareAddr{0x52, 0x54, 0x00, 0xab, 0x0c, 0x01}},
+			nil, []string{"-netdev"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -90,8 +90,9 @@ guest RAM.
 
 With --compare qemu the same kernel boots under qemu-system-i386 -kernel,
 with -enable-kvm (when /dev/kvm can be opened) and without (TCG), with the
-same devices (COM1 on stdio, debug-exit 0x501, legacy virtio-blk-pci disks,
-legacy virtio-net-pci on the user network with the -p forwards). QEMU boots
+same devices (COM1 on stdio, debug-exit 0x501, legacy virtio-blk-pci disks
+with smolvmm's serials, legacy virtio-net-pci with smolvmm's MAC on the user
+network with the -p forwards). QEMU boots
 multiboot kernels only (a gzipped one is decompressed for it); a kernel that
 needs NetBSD's native /boot handoff is refused.
 
@@ -321,7 +322,13 @@ func benchAction(c *cli.Context) error {
 		if err != nil {
 			return usageErrorf("-d: %v", err)
 		}
-		qemuDisks = append(qemuDisks, bench.QEMUDisk{Path: spec.Path, ReadOnly: spec.ReadOnly})
+		// The serial smolvmm's guest reads, given or derived: QEMU's
+		// guest would read none.
+		serial := spec.Serial
+		if serial == "" {
+			serial = blk.DeriveSerial(spec.Path)
+		}
+		qemuDisks = append(qemuDisks, bench.QEMUDisk{Path: spec.Path, ReadOnly: spec.ReadOnly, Serial: serial})
 		childArgs = append(childArgs, "-d", d)
 		if seed == "" {
 			seed = spec.Path
@@ -453,9 +460,14 @@ func benchAction(c *cli.Context) error {
 			return benchSetup(ctx, fmt.Errorf("smolvmm bench: --compare qemu: %w", err))
 		}
 		userNet, netNote := qemuNet(nc.Spec)
+		if userNet && c.String("mac") == "" {
+			// Without a disk to derive it from, smolvmm's boots would
+			// each draw a random MAC: all take the one QEMU's get.
+			targets[0].Args = append(targets[0].Args, "--mac", nc.MAC.String())
+		}
 		qt, skipped, err := bench.QEMUTargets(bench.QEMUSetup{
 			Kernel: qk, Append: c.String("append"), MemoryMiB: c.Int("memory"),
-			Disks: qemuDisks, UserNet: userNet, Forwards: qemuForwards(nc.Forwards),
+			Disks: qemuDisks, UserNet: userNet, MAC: nc.MAC, Forwards: qemuForwards(nc.Forwards),
 		}, nil)
 		if err := benchSetup(ctx, nil); err != nil {
 			return err
