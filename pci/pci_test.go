@@ -119,6 +119,15 @@ func TestConfigSpace(t *testing.T) {
 		{"BAR1 unused", 1, 0x14, 0, false},
 		{"interrupt line 10 pin A", 1, 0x3C, 0x0000010A, false},
 		{"absent device", 7, 0, 0xFFFFFFFF, true},
+		// The device number is 5 bits: 16-31 are absent, not 0-15 again.
+		{"device 16 absent, not the host bridge", 16, 0, 0xFFFFFFFF, true},
+		{"device 17 absent, not the virtio device", 17, 0, 0xFFFFFFFF, true},
+		{"device 31 absent", 31, 0, 0xFFFFFFFF, true},
+		// The register number is 6 bits: 0x80-0xFC are their own
+		// (zero without capabilities), not 0x00-0x7C again.
+		{"register 0x80, not the IDs", 1, 0x80, 0, false},
+		{"register 0x90, not BAR0", 1, 0x90, 0, false},
+		{"register 0xBC, not the interrupt line", 1, 0xBC, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,6 +234,26 @@ func TestConfigRead(t *testing.T) {
 		if !bytes.Equal(d, tc.want) {
 			t.Errorf("Read(%#x, %d bytes) = % x, want % x", tc.off, tc.n, d, tc.want)
 		}
+	}
+}
+
+// TestHighRegisterWriteLeavesBARs: a write to register 0x90 (0x10 with
+// the register number's top bit set) is not a write to BAR0: the device
+// stays where it was, decoded, and no move is reported.
+func TestHighRegisterWriteLeavesBARs(t *testing.T) {
+	h, c, _ := setup(t)
+	var moved []uint64
+	h.OnBARMove = func(_ Function, _ int, old, new uint64) { moved = append(moved, old, new) }
+	c.write32(1, 0x90, 0xD001)
+	if got := c.read32(1, 0x10); got != IOBase|1 {
+		t.Errorf("BAR0 after a write to register 0x90 = %#x, want %#x", got, IOBase|1)
+	}
+	if len(moved) != 0 {
+		t.Errorf("a write to register 0x90 moved a BAR: %#x", moved)
+	}
+	d := make([]byte, 1)
+	if !c.pio.Read(IOBase+3, d) || d[0] != 3 {
+		t.Errorf("BAR0 no longer decoded at %#x after a write to register 0x90", IOBase)
 	}
 }
 
