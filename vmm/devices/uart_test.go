@@ -27,6 +27,8 @@ func TestUARTRegisters(t *testing.T) {
 		want uint8
 	}{
 		{"LCR reads back", func(u *UART) uint8 { wr(u, uartLCR, 0x03); return rd(u, uartLCR) }, 0x03},
+		{"LCR reads back with DLAB set", func(u *UART) uint8 { wr(u, uartLCR, 0x83); return rd(u, uartLCR) }, 0x83},
+		{"LCR reads back all 8 bits", func(u *UART) uint8 { wr(u, uartLCR, 0xFF); return rd(u, uartLCR) }, 0xFF},
 		{"scratch", func(u *UART) uint8 { wr(u, uartSCR, 0x5A); return rd(u, uartSCR) }, 0x5A},
 		{"DLAB divisor low", func(u *UART) uint8 {
 			wr(u, uartLCR, 0x83)
@@ -46,6 +48,17 @@ func TestUARTRegisters(t *testing.T) {
 		{"MSR carrier, DSR, CTS", func(u *UART) uint8 { return rd(u, uartMSR) }, 0xB0},
 		{"MCR masks unused bits", func(u *UART) uint8 { wr(u, uartMCR, 0xFF); return rd(u, uartMCR) }, 0x1F},
 		{"loopback MSR mirrors MCR", func(u *UART) uint8 { wr(u, uartMCR, 0x1F); return rd(u, uartMSR) & 0xF0 }, 0xF0},
+		// 16550 loopback ties each modem output to one input.
+		{"loopback RTS is CTS", func(u *UART) uint8 { wr(u, uartMCR, mcrLoop|mcrRTS); return rd(u, uartMSR) & 0xF0 }, msrCTS},
+		{"loopback DTR is DSR", func(u *UART) uint8 { wr(u, uartMCR, mcrLoop|mcrDTR); return rd(u, uartMSR) & 0xF0 }, msrDSR},
+		{"loopback OUT1 is RI", func(u *UART) uint8 { wr(u, uartMCR, mcrLoop|mcrOUT1); return rd(u, uartMSR) & 0xF0 }, msrRI},
+		{"loopback OUT2 is DCD", func(u *UART) uint8 { wr(u, uartMCR, mcrLoop|mcrOUT2); return rd(u, uartMSR) & 0xF0 }, msrDCD},
+		{"loopback no outputs, no inputs", func(u *UART) uint8 { wr(u, uartMCR, mcrLoop); return rd(u, uartMSR) & 0xF0 }, 0},
+		// Linux's 8250 autoconfig: MCR=LOOP|OUT2|RTS must read MSR&0xF0 == 0x90.
+		{"loopback OUT2 and RTS (Linux probe)", func(u *UART) uint8 {
+			wr(u, uartMCR, mcrLoop|mcrOUT2|mcrRTS)
+			return rd(u, uartMSR) & 0xF0
+		}, 0x90},
 		{"loopback data returns", func(u *UART) uint8 {
 			wr(u, uartMCR, 0x10)
 			wr(u, uartRBR, 'q')
