@@ -171,3 +171,56 @@ func TestRTCNoTornRead(t *testing.T) {
 		t.Errorf("second after a new register A read = %#x, want 0x00", got)
 	}
 }
+
+// TestRTC12Hour: with register B's 24-hour bit clear, the MC146818 counts
+// hours 1-12 with bit 7 for PM: midnight is 12 AM, noon 12 PM, 13:00 is
+// 1 PM, in BCD and in binary; a write in that form sets the hour it
+// names, read back in 24-hour BCD.
+func TestRTC12Hour(t *testing.T) {
+	const mode12BCD, mode12Binary = 0, rtcBBinary
+	tests := []struct {
+		name string
+		mode uint8 // register B: 12-hour, BCD or binary
+		hour int   // the 24-hour hour
+		reg  uint8 // the hour register in that mode
+	}{
+		{"midnight BCD", mode12BCD, 0, 0x12},
+		{"1 AM BCD", mode12BCD, 1, 0x01},
+		{"11 AM BCD", mode12BCD, 11, 0x11},
+		{"noon BCD", mode12BCD, 12, 0x92},
+		{"1 PM BCD", mode12BCD, 13, 0x81},
+		{"11 PM BCD", mode12BCD, 23, 0x91},
+		{"midnight binary", mode12Binary, 0, 0x0C},
+		{"11 AM binary", mode12Binary, 11, 0x0B},
+		{"noon binary", mode12Binary, 12, 0x8C},
+		{"1 PM binary", mode12Binary, 13, 0x81},
+		{"11 PM binary", mode12Binary, 23, 0x8B},
+	}
+	bcd := func(v int) uint8 { return uint8(v/10<<4 | v%10) }
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now := time.Date(2026, 1, 2, tt.hour, 30, 0, 0, time.UTC)
+			r := NewRTC(func() time.Time { return now }, 64<<20)
+			wr(r, 0, rtcB)
+			wr(r, 1, tt.mode)
+			if got := cmos(r, rtcHour); got != tt.reg {
+				t.Errorf("hour %d reads %#x, want %#x", tt.hour, got, tt.reg)
+			}
+
+			// Write it from a clock at another hour: the hour must
+			// come from the write alone.
+			other := (tt.hour + 6) % 24
+			now = time.Date(2026, 1, 2, other, 30, 0, 0, time.UTC)
+			r = NewRTC(func() time.Time { return now }, 64<<20)
+			wr(r, 0, rtcB)
+			wr(r, 1, tt.mode)
+			wr(r, 0, rtcHour)
+			wr(r, 1, tt.reg)
+			wr(r, 0, rtcB)
+			wr(r, 1, rtcB24h)
+			if got := cmos(r, rtcHour); got != bcd(tt.hour) {
+				t.Errorf("a write of %#x in this mode reads back %#x in 24-hour BCD, want %#x", tt.reg, got, bcd(tt.hour))
+			}
+		})
+	}
+}
