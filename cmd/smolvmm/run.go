@@ -256,7 +256,7 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 	if err := checkModulesFit(c.StringSlice("module"), int64(cfg.MemoryMiB)<<20); err != nil { // checks.go
 		return cfg, cleanup, err
 	}
-	var read uint64 // bytes of modules read instead of mapped
+	var read uint64 // bytes of modules read into the heap
 	for _, spec := range c.StringSlice("module") {
 		if err := ctx.Err(); err != nil {
 			return cfg, cleanup, err
@@ -266,7 +266,8 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 			return cfg, cleanup, err
 		}
 		// regfile.Map reads what it cannot map (a pseudo-file, a file
-		// system without mmap) into the heap.
+		// system without mmap) into memory of its own that Unmap gives
+		// back, or, short of address space for that, into the heap.
 		if !regfile.Mapped(mod.Data) {
 			read += uint64(len(mod.Data))
 		}
@@ -322,7 +323,7 @@ func shareImageError(spec string, err error) error {
 	return &fileError{fmt.Sprintf("--share %s: the file system of %s, where its image is built (TMPDIR), %s: %v (free some space there, or set TMPDIR to a directory on a file system with room)", spec, os.TempDir(), full, cause), err} // checks.go
 }
 
-// freeReadModules is how many bytes of modules read instead of mapped
+// freeReadModules is how many bytes of modules read into the heap
 // are worth a collection (a few milliseconds) to give back before the
 // guest runs, as vmm's loadGarbage is for what New allocates.
 const freeReadModules = 4 << 20

@@ -106,13 +106,14 @@ func readAll(f *os.File, path string, limit int64) ([]byte, error) {
 // is an empty, non-nil slice.
 //
 // A file that cannot be mapped is read whole instead, as ReadFile reads
-// it (to its end, refused past limit bytes), its bytes then the
-// process's own: one its file system will not map (mmap's ENODEV: sysfs,
-// debugfs, configfs, FUSE without mmap; EINVAL or EACCES from a driver or
-// a security module that refuses it a mapping, not its read), and one
-// whose size says 0, which a kernel's pseudo-files (procfs) say whatever
-// they hold, read up to PseudoFileLimit bytes only. Unmap knows a mapping from bytes read and releases only the
-// first.
+// it (to its end, refused past limit bytes), into anonymous memory mapped
+// for it, which Unmap releases as it does a file's mapping: one its file
+// system will not map (mmap's ENODEV: sysfs, debugfs, configfs, FUSE
+// without mmap; EINVAL or EACCES from a driver or a security module that
+// refuses it a mapping, not its read), and one whose size says 0, which a
+// kernel's pseudo-files (procfs) say whatever they hold, read up to
+// PseudoFileLimit bytes only. (Read into the heap, its pages went back to
+// the kernel only at a collection, and not all of them even then.)
 func Map(path string, limit int64) ([]byte, error) {
 	f, size, err := openWithin(path, limit)
 	if err != nil {
@@ -130,7 +131,7 @@ func MapFile(f *os.File, size, limit int64) ([]byte, error) {
 		// A kernel's pseudo-file (procfs) says 0 whatever it holds,
 		// and some hold without end: read no more than such files
 		// hold, not up to the limit (a module's is guest RAM).
-		return readAll(f, f.Name(), min(limit, PseudoFileLimit))
+		return readAnon(f, f.Name(), min(limit, PseudoFileLimit))
 	}
 	if size < 0 || uint64(size) > uint64(^uint(0)>>1) {
 		return nil, fmt.Errorf("%s: cannot map %d bytes", f.Name(), size)
@@ -139,14 +140,69 @@ func MapFile(f *os.File, size, limit int64) ([]byte, error) {
 	if errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EACCES) {
 		// Not ENOMEM or the like: the process lacks the room a
 		// read would need as well.
-		return readAll(f, f.Name(), limit)
+		return readAnon(f, f.Name(), limit)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: mmap: %w", f.Name(), err)
 	}
+	keep(data, mapping{file: data})
+	return data, nil
+}
+
+// mapping is what Unmap releases: a file's mapping (unix.Mmap's, which
+// unix.Munmap releases), or anonymous memory a file was read into.
+type mapping struct {
+	file []byte
+	anon unsafe.Pointer
+	size uintptr
+}
+
+// keep records m, whose bytes start data's, as one Unmap releases.
+func keep(data []byte, m mapping) {
 	mappings.Lock()
-	mappings.m[unsafe.SliceData(data)] = data
+	mappings.m[unsafe.SliceData(data)] = m
 	mappings.Unlock()
+}
+
+// readAnon is readAll into anonymous memory mapped for the bytes, the
+// pages past them given back: Unmap releases it. Address space is
+// reserved for limit bytes and a page (no memory: MAP_NORESERVE, the
+// pages touched only as read); where there is not that much of it (a
+// 32-bit process, a limit of GiBs), the bytes are read into the heap.
+func readAnon(f *os.File, path string, limit int64) ([]byte, error) {
+	page := int64(os.Getpagesize())
+	reserve := (limit + 1 + page - 1) / page * page
+	if reserve <= 0 || uint64(reserve) > uint64(^uint(0)>>1) {
+		return readAll(f, path, limit)
+	}
+	// MmapPtr, not Mmap: the pages past the bytes are given back, which
+	// unix.Munmap refuses for part of its mapping.
+	p, err := unix.MmapPtr(-1, 0, nil, uintptr(reserve), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return readAll(f, path, limit)
+	}
+	buf := unsafe.Slice((*byte)(p), reserve)
+	n, err := io.ReadFull(f, buf[:limit+1])
+	if err != io.ErrUnexpectedEOF && err != io.EOF {
+		unix.MunmapPtr(p, uintptr(reserve))
+		if err == nil {
+			return nil, &TooLargeError{Path: path, Size: -1, Limit: limit}
+		}
+		return nil, err
+	}
+	if n == 0 {
+		unix.MunmapPtr(p, uintptr(reserve))
+		return []byte{}, nil
+	}
+	used := (int64(n) + page - 1) / page * page
+	if used < reserve {
+		if err := unix.MunmapPtr(unsafe.Add(p, used), uintptr(reserve-used)); err != nil {
+			unix.MunmapPtr(p, uintptr(reserve))
+			return nil, fmt.Errorf("%s: munmap: %w", path, err)
+		}
+	}
+	data := buf[:n:n]
+	keep(data, mapping{anon: p, size: uintptr(used)})
 	return data, nil
 }
 
@@ -158,12 +214,13 @@ const PseudoFileLimit = 16 << 20
 // Unmap releases only these, never bytes read instead of mapped.
 var mappings = struct {
 	sync.Mutex
-	m map[*byte][]byte
-}{m: map[*byte][]byte{}}
+	m map[*byte]mapping
+}{m: map[*byte]mapping{}}
 
 // Mapped reports whether data is a mapping Map or MapFile made that Unmap
-// has not released: false for the bytes they read instead, which are the
-// heap's, kept alive by whoever holds them.
+// has not released, of the file or of the memory they read it into: false
+// for bytes read into the heap (ReadFile's, or Map's where the process had
+// no address space to reserve), kept alive by whoever holds them.
 func Mapped(data []byte) bool {
 	if len(data) == 0 {
 		return false
@@ -176,10 +233,9 @@ func Mapped(data []byte) bool {
 
 // Unmap releases what Map or MapFile returned; data must not be used
 // after, nor given to Unmap again: its address may belong to a later
-// mapping by then, which it would release. Only a mapping is released:
-// bytes read instead (a file that could not be mapped, an empty one), or
-// any that Map did not return, are nothing to release, and Unmap returns
-// nil.
+// mapping by then, which it would release. Only a mapping is released
+// (Mapped): bytes in the heap (an empty file's, ReadFile's), or any that
+// Map did not return, are nothing to release, and Unmap returns nil.
 func Unmap(data []byte) error {
 	if len(data) == 0 {
 		return nil
@@ -191,7 +247,10 @@ func Unmap(data []byte) error {
 	if !ok {
 		return nil
 	}
-	return unix.Munmap(m)
+	if m.anon != nil {
+		return unix.MunmapPtr(m.anon, m.size)
+	}
+	return unix.Munmap(m.file)
 }
 
 // ErrCut is matched (errors.Is) by Guard's error for a mapped file whose
