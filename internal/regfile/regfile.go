@@ -166,8 +166,8 @@ func keep(data []byte, m mapping) {
 
 // readAnon is readAll into anonymous memory mapped for the bytes, the
 // pages past them given back: Unmap releases it. Address space is
-// reserved for limit bytes and a page (no memory: MAP_NORESERVE, the
-// pages touched only as read); where there is not that much of it (a
+// reserved for limit bytes and a page (no memory: the pages are touched
+// only as read, and on Linux not even committed); where there is not that much of it (a
 // 32-bit process, a limit of GiBs), the bytes are read into the heap.
 func readAnon(f *os.File, path string, limit int64) ([]byte, error) {
 	page := int64(os.Getpagesize())
@@ -177,7 +177,7 @@ func readAnon(f *os.File, path string, limit int64) ([]byte, error) {
 	}
 	// MmapPtr, not Mmap: the pages past the bytes are given back, which
 	// unix.Munmap refuses for part of its mapping.
-	p, err := unix.MmapPtr(-1, 0, nil, uintptr(reserve), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	p, err := unix.MmapPtr(-1, 0, nil, uintptr(reserve), unix.PROT_READ|unix.PROT_WRITE, anonFlags)
 	if err != nil {
 		return readAll(f, path, limit)
 	}
