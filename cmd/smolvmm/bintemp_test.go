@@ -19,6 +19,10 @@ var (
 	binTempsHeld []*os.File
 )
 
+// The prefixes binTempDir is given start "smolvmm-testbin-": a run of an
+// older checkout made "smolvmm-cli" and the like without a lock, which a
+// sweep would take for a dead run's.
+
 // binTempSweepAge spares a directory another run has just made and not
 // locked yet.
 const binTempSweepAge = time.Minute

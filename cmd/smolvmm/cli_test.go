@@ -31,7 +31,7 @@ var (
 func smolvmmBin(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
-		dir, err := binTempDir("smolvmm-cli")
+		dir, err := binTempDir("smolvmm-testbin-cli")
 		if err != nil {
 			binErr = err
 			return

@@ -76,7 +76,7 @@ func TestNetRuntimeDirForeign(t *testing.T) {
 // tmp in it, sticky and open to all as /tmp is.
 func binForOthers(t *testing.T) (dir, exe, tmp string) {
 	t.Helper()
-	dir, err := binTempDir("smolvmm-others")
+	dir, err := binTempDir("smolvmm-testbin-others")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 )
 
 // TestNoSeccompAdviceParses: the command line a refused call's report (and
@@ -13,6 +15,9 @@ import (
 func TestNoSeccompAdviceParses(t *testing.T) {
 	n := 0
 	for _, cmd := range commands() {
+		if cmd.Hidden {
+			continue // bench's boot child: advised as bench (userCommand)
+		}
 		takes := false
 		for _, f := range cmd.Flags {
 			takes = takes || slices.Contains(namesOf(f), "no-seccomp")
@@ -34,7 +39,30 @@ func TestNoSeccompAdviceParses(t *testing.T) {
 			t.Errorf("%s: the advised %q: %v", cmd.Name, strings.Join(args, " "), err)
 		}
 	}
-	if n < 3 { // run, up, net at least
-		t.Errorf("%d commands take --no-seccomp; want at least 3", n)
+	if n < 4 { // run, up, net, bench at least
+		t.Errorf("%d commands take --no-seccomp; want at least 4", n)
+	}
+}
+
+// TestUserCommandOfBenchChild: the boot child bench runs (smolvmm bench
+// boot) is advised as bench, which the user typed;
+// the others as themselves.
+func TestUserCommandOfBenchChild(t *testing.T) {
+	app := newApp(commands())
+	want := map[string]string{"boot": "bench", "run": "run", "up": "up", "net": "net"}
+	for _, cmd := range append(app.Commands, benchBootCommand()) {
+		w, ok := want[cmd.Name]
+		if !ok {
+			continue
+		}
+		delete(want, cmd.Name)
+		c := cli.NewContext(app, nil, nil)
+		c.Command = cmd
+		if got := userCommand(c); got != w {
+			t.Errorf("userCommand of %s = %q, want %q", cmd.Name, got, w)
+		}
+	}
+	for name := range want {
+		t.Errorf("no command %s", name)
 	}
 }

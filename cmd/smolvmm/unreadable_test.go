@@ -34,7 +34,7 @@ func asUnprivileged(t *testing.T, args ...string) *exec.Cmd {
 	}
 	nobody := nobodyUser(t) // contain_test.go
 	openBinOnce.Do(func() {
-		dir, err := binTempDir("smolvmm-nobody")
+		dir, err := binTempDir("smolvmm-testbin-nobody")
 		if err == nil {
 			err = os.Chmod(dir, 0o755)
 		}
