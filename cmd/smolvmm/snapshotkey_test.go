@@ -196,18 +196,7 @@ func TestCLISnapshotKeyThenQuit(t *testing.T) {
 	dir := t.TempDir()
 	snap := keep(t, dir, "q.snap")
 	r := startOnPTY(t, "run", "-k", readySpinKernel(t), "-m", "16", "--net", "none", "--snapshot", snap)
-	// The guest runs once its console says so (bench_test.go).
-	if err := r.ptm.SetReadDeadline(time.Now().Add(60 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	var first [1]byte
-	if _, err := io.ReadFull(r.ptm, first[:]); err != nil || first[0] != 'S' {
-		t.Fatalf("the guest's console began %q (%v), want S; stderr:\n%s", first[:], err, r.stderr)
-	}
-	if err := r.ptm.SetReadDeadline(time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	go io.Copy(io.Discard, r.ptm)
+	waitSpinning(t, r)
 	if _, err := r.ptm.Write([]byte("\x01s\x01x")); err != nil {
 		t.Fatal(err)
 	}

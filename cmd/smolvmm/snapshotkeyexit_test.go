@@ -4,7 +4,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/vmm"
@@ -55,18 +54,7 @@ func TestCLISnapshotKeyExit(t *testing.T) {
 	dir := t.TempDir()
 	snap := keep(t, dir, "e.snap") // snapshotsafe_test.go
 	r := startOnPTY(t, "run", "-k", readySpinKernel(t), "-m", "16", "--net", "none", "--snapshot", snap, "--snapshot-exit")
-	// The guest runs once its console says so (bench_test.go).
-	if err := r.ptm.SetReadDeadline(time.Now().Add(60 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	var first [1]byte
-	if _, err := io.ReadFull(r.ptm, first[:]); err != nil || first[0] != 'S' {
-		t.Fatalf("the guest's console began %q (%v), want S; stderr:\n%s", first[:], err, r.stderr)
-	}
-	if err := r.ptm.SetReadDeadline(time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	go io.Copy(io.Discard, r.ptm)
+	waitSpinning(t, r)
 	if _, err := r.ptm.Write([]byte("\x01s")); err != nil {
 		t.Fatal(err)
 	}

@@ -519,6 +519,24 @@ type ptyRun struct {
 	err    error
 }
 
+// waitSpinning waits until r's guest (readySpinKernel's) runs, as its
+// console's first byte says (bench_test.go), and then discards its
+// console.
+func waitSpinning(t *testing.T, r *ptyRun) {
+	t.Helper()
+	if err := r.ptm.SetReadDeadline(time.Now().Add(60 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var first [1]byte
+	if _, err := io.ReadFull(r.ptm, first[:]); err != nil || first[0] != 'S' {
+		t.Fatalf("the guest's console began %q (%v), want S; stderr:\n%s", first[:], err, r.stderr)
+	}
+	if err := r.ptm.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, r.ptm)
+}
+
 // startOnPTY starts smolvmm with args, its console on a pseudo-terminal.
 // On every path out of the test (a Fatal, a deadline) smolvmm is killed
 // and reaped, not left running; Wait is on its own goroutine, so that the
