@@ -48,7 +48,7 @@ func readSparse(ctx context.Context, f *os.File, size int64, take func(usage) er
 	buf := make([]byte, min(ReadChunk, size))
 	var room roomCounter
 	for off := int64(0); off < size; {
-		data, err := seekData(fd, off) // sparse_seek.go, sparse_netbsd.go
+		data, err := seekData(fd, off) // sparse_seek.go, sparse_noseek.go
 		if err == unix.ENXIO {
 			// No data from off on: a hole up to size, or the end of a
 			// file that shrank, which the check below tells.
