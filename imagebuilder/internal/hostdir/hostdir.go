@@ -46,10 +46,10 @@ func OpenRoot(path string) (*Dir, Stat, error) {
 	if err != nil {
 		return nil, Stat{}, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	st, err := fstat(fd)
+	st, err := Fstat(fd, path)
 	if err != nil {
 		unix.Close(fd)
-		return nil, st, &os.PathError{Op: "fstat", Path: path, Err: err}
+		return nil, st, err
 	}
 	return &Dir{f: os.NewFile(uintptr(fd), path), fd: fd, path: path}, st, nil
 }
@@ -89,7 +89,7 @@ func (d *Dir) Lstat(name string) (Stat, error) {
 	if err := checkName(name); err != nil {
 		return Stat{}, err
 	}
-	st, err := lstatAt(d.fd, name)
+	st, err := statAt(d.fd, name, unix.AT_SYMLINK_NOFOLLOW)
 	if err != nil {
 		return st, &os.PathError{Op: "lstat", Path: d.Join(name), Err: err}
 	}
@@ -191,10 +191,10 @@ func (d *Dir) open(name string, want fs.FileMode) (*os.File, Stat, error) {
 		}
 		return nil, Stat{}, &os.PathError{Op: "open", Path: hp, Err: err}
 	}
-	st, err := fstat(fd)
+	st, err := Fstat(fd, hp)
 	if err != nil {
 		unix.Close(fd)
-		return nil, st, &os.PathError{Op: "fstat", Path: hp, Err: err}
+		return nil, st, err
 	}
 	if m := Mode(&st); m.Type() != want {
 		unix.Close(fd)

@@ -42,7 +42,7 @@ func (t Timespec) Before(u Timespec) bool {
 
 // LstatPath is the status of the entry at path, a symlink not followed.
 func LstatPath(path string) (Stat, error) {
-	st, err := statPath(path, false)
+	st, err := statAt(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW)
 	if err != nil {
 		return st, &os.PathError{Op: "lstat", Path: path, Err: err}
 	}
@@ -51,7 +51,7 @@ func LstatPath(path string) (Stat, error) {
 
 // StatPath is the status of the file at path, symlinks followed.
 func StatPath(path string) (Stat, error) {
-	st, err := statPath(path, true)
+	st, err := statAt(unix.AT_FDCWD, path, 0)
 	if err != nil {
 		return st, &os.PathError{Op: "stat", Path: path, Err: err}
 	}

@@ -2,9 +2,9 @@ package hostdir
 
 import "golang.org/x/sys/unix"
 
-// statx reads the status of name in dirfd through statx (Linux 4.11),
+// statAt reads the status of name in dirfd through statx (Linux 4.11),
 // whose times are 64-bit on every architecture.
-func statx(dirfd int, name string, flags int) (Stat, error) {
+func statAt(dirfd int, name string, flags int) (Stat, error) {
 	var x unix.Statx_t
 	if err := unix.Statx(dirfd, name, flags|unix.AT_STATX_SYNC_AS_STAT, unix.STATX_BASIC_STATS, &x); err != nil {
 		return Stat{}, err
@@ -25,16 +25,4 @@ func statx(dirfd int, name string, flags int) (Stat, error) {
 	}, nil
 }
 
-func fstat(fd int) (Stat, error) { return statx(fd, "", unix.AT_EMPTY_PATH) }
-
-func lstatAt(dirfd int, name string) (Stat, error) {
-	return statx(dirfd, name, unix.AT_SYMLINK_NOFOLLOW)
-}
-
-func statPath(path string, follow bool) (Stat, error) {
-	flags := unix.AT_SYMLINK_NOFOLLOW
-	if follow {
-		flags = 0
-	}
-	return statx(unix.AT_FDCWD, path, flags)
-}
+func fstat(fd int) (Stat, error) { return statAt(fd, "", unix.AT_EMPTY_PATH) }

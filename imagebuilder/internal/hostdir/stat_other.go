@@ -29,21 +29,10 @@ func fstat(fd int) (Stat, error) {
 	return fromStat(&st), nil
 }
 
-func lstatAt(dirfd int, name string) (Stat, error) {
+// statAt reads the status of name in dirfd through fstatat.
+func statAt(dirfd int, name string, flags int) (Stat, error) {
 	var st unix.Stat_t
-	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return Stat{}, err
-	}
-	return fromStat(&st), nil
-}
-
-func statPath(path string, follow bool) (Stat, error) {
-	var st unix.Stat_t
-	flags := unix.AT_SYMLINK_NOFOLLOW
-	if follow {
-		flags = 0
-	}
-	if err := unix.Fstatat(unix.AT_FDCWD, path, &st, flags); err != nil {
+	if err := unix.Fstatat(dirfd, name, &st, flags); err != nil {
 		return Stat{}, err
 	}
 	return fromStat(&st), nil
