@@ -386,9 +386,9 @@ func userCommand(c *cli.Context) string {
 	return c.Command.Name
 }
 
-// noSeccompAdvice ends the report of a call the filter refused: the
-// option goes after the command (smolvmm run --no-seccomp), which
-// refuses it before.
+// noSeccompAdvice ends the report of a call the filter refused. The
+// option goes after the command (smolvmm run --no-seccomp): before it,
+// smolvmm refuses it as an unknown flag.
 func noSeccompAdvice(command string) string {
 	return " (" + commandPrefix(command) + " --no-seccomp turns the filter off; please report the call)"
 }
