@@ -143,8 +143,8 @@ func inMaps(t *testing.T, addr uintptr) bool {
 	return false
 }
 
-// Unmap releases only what Map mapped: bytes it did not map (a file read
-// instead, any other slice) are nothing to release.
+// Unmap releases only what Map mapped: bytes it did not map (the heap's,
+// an empty slice, nil) are nothing to release.
 func TestUnmapOnlyMappings(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kernel")
 	if err := os.WriteFile(path, []byte("kernel"), 0o644); err != nil {

@@ -167,8 +167,9 @@ func keep(data []byte, m mapping) {
 // readAnon is readAll into anonymous memory mapped for the bytes, the
 // pages past them given back: Unmap releases it. Address space is
 // reserved for limit bytes and a page (no memory: the pages are touched
-// only as read, and on Linux not even committed); where there is not that much of it (a
-// 32-bit process, a limit of GiBs), the bytes are read into the heap.
+// only as read, and on Linux not even committed); where there is not
+// that much of it (a 32-bit process, a limit of GiBs), the bytes are
+// read into the heap.
 func readAnon(f *os.File, path string, limit int64) ([]byte, error) {
 	page := int64(os.Getpagesize())
 	reserve := (limit + 1 + page - 1) / page * page
@@ -210,8 +211,9 @@ func readAnon(f *os.File, path string, limit int64) ([]byte, error) {
 // says 0, as a kernel's pseudo-files (procfs) say whatever they hold.
 const PseudoFileLimit = 16 << 20
 
-// mappings are MapFile's mappings not yet released, by their first byte:
-// Unmap releases only these, never bytes read instead of mapped.
+// mappings are MapFile's mappings not yet released, of a file or of the
+// memory it read one into, by their first byte: Unmap releases only
+// these, never bytes in the heap.
 var mappings = struct {
 	sync.Mutex
 	m map[*byte]mapping
