@@ -30,7 +30,8 @@ var consoleBufferFor = consoleBufferSize
 // would cost a system call per byte on the vCPU thread (tens of
 // milliseconds for a NetBSD boot log). Bytes are collected here and written
 // in chunks by a goroutine (asyncWriter), in order; while output streams,
-// at most one chunk per consoleGap (see asyncWriter.gap).
+// one chunk per consoleGap, or sooner once consoleChunk bytes are queued
+// (see asyncWriter.gap).
 type consoleWriter struct {
 	asyncWriter
 	limit int // the buffer's size

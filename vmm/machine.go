@@ -136,9 +136,9 @@ type Config struct {
 
 	// Console receives what the guest writes on COM1 (discarded when nil),
 	// on a goroutine of the machine's, in chunks: the first byte after a
-	// quiet millisecond at once, then, while output streams, at most one
-	// Write a millisecond (so a line can arrive up to 1 ms after the guest
-	// wrote it; Ready events are not delayed). Up to 64 KiB wait for
+	// quiet millisecond at once, then, while output streams, one Write a
+	// millisecond, or sooner once 4 KiB are queued (so a line can arrive
+	// up to 1 ms late; Ready events are not delayed). Up to 64 KiB wait for
 	// it; beyond that the guest waits, as on a serial line, so a Write
 	// that blocks (a pipe nobody reads, a paused pager) stops the guest,
 	// and a Snapshot with it (the vCPU pauses only between two exits),
