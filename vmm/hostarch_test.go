@@ -7,8 +7,9 @@ import (
 )
 
 // TestNonX86HostRefused: on a host whose KVM runs another architecture's
-// guests, New, CheckKVM and PrepareRestore refuse at once, naming the
-// host's architecture, before any x86 ioctl fails obscurely.
+// guests, New and CheckKVM refuse at once (as a restore does, through the
+// same openKVM), naming the host's architecture, before any x86 ioctl
+// fails obscurely.
 func TestNonX86HostRefused(t *testing.T) {
 	defer func(arch string, x86 bool) { hostArch, x86Host = arch, x86 }(hostArch, x86Host)
 	hostArch, x86Host = "arm64", false
