@@ -109,8 +109,8 @@ func spinningMemory(t *testing.T, bin string, memMiB int, args ...string) bench.
 	return mem
 }
 
-// A --module that cannot be mapped is read into the heap (a pseudo-file
-// whose size says 0: /proc/kallsyms, ~5 MiB): once the guest runs its
+// A --module that cannot be mapped is read instead (a pseudo-file whose
+// size says 0: /proc/kallsyms, ~5 MiB): once the guest runs its
 // bytes are released as a mapped module's are. The CLI's Config kept
 // them for the whole run, ~2.3 times their size: 14.9 MiB of RSS without
 // guest RAM where a run without the module takes 3.2.

@@ -458,8 +458,8 @@ func bootFlagError(s string, err error) error {
 
 // readModule maps --module's file (regfile.Map): a regular file no larger
 // than the guest's RAM (limit bytes), which must hold it whole. Its Data
-// is the file's mapping: regfile.Unmap it once the machine is built (New
-// keeps none of it), not before.
+// is the file's mapping, or the memory it was read into: regfile.Unmap it
+// once the machine is built (New keeps none of it), not before.
 func readModule(spec string, limit int64) (multiboot.Module, error) {
 	path, args, err := parseModuleSpec(spec)
 	if err != nil {
