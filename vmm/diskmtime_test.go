@@ -80,16 +80,7 @@ func TestRestoreDiskMtimeTick(t *testing.T) {
 					})
 				}
 				if tt.write {
-					f, err := os.OpenFile(disk, os.O_WRONLY, 0)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if _, err := f.WriteAt([]byte{^img[100<<10]}, 100<<10); err != nil {
-						t.Fatal(err)
-					}
-					if err := f.Close(); err != nil {
-						t.Fatal(err)
-					}
+					flipImageByte(t, disk, img)
 					mtime := time.Unix(0, rec.MtimeNs)
 					if err := os.Chtimes(disk, mtime, mtime); err != nil {
 						t.Fatal(err)
@@ -127,3 +118,19 @@ func second(n int64) func(int64) (int64, bool) {
 
 // unrecorded is a TestRestoreDiskMtimeTick edit that removes the moment.
 func unrecorded(int64) (int64, bool) { return 0, false }
+
+// flipImageByte writes over the byte at 100 KiB of disk, whose bytes were
+// img, its complement: a change of content its guest never made.
+func flipImageByte(t *testing.T, disk string, img []byte) {
+	t.Helper()
+	f, err := os.OpenFile(disk, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{^img[100<<10]}, 100<<10); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -142,16 +142,7 @@ func TestDiskWrittenAfterMtimeSetBack(t *testing.T) {
 			}
 			snap, out := snapshotVblkAt(t, disk, false, tt.exit)
 			if tt.exit {
-				f, err := os.OpenFile(disk, os.O_WRONLY, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := f.WriteAt([]byte{^img[100<<10]}, 100<<10); err != nil {
-					t.Fatal(err)
-				}
-				if err := f.Close(); err != nil {
-					t.Fatal(err)
-				}
+				flipImageByte(t, disk, img)
 			} else if !strings.Contains(out, "vblk: wrote sector 1 seq=5") {
 				t.Fatalf("the guest did not write after the snapshot:\n%s", out)
 			}

@@ -32,20 +32,7 @@ func snapshotVblk(t *testing.T) (disk string, img []byte, path string) {
 // (diskImage's); it returns the snapshot.
 func snapshotVblkOn(t *testing.T, disk string) (path string) {
 	t.Helper()
-	needKVM(t)
-	path = filepath.Join(t.TempDir(), "vblk.snap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var snapErr error
-	out, e, err := boot(t, vmm.Config{Kernel: guest(t, "vblk"), Append: "ready seq=5", MemoryMiB: 32,
-		Disks:           []blk.Spec{{Path: disk, Options: blk.Options{Serial: "smolvmm-test"}}},
-		SnapshotOnReady: f, SnapshotExit: true, OnSnapshot: func(_ vmm.SnapshotInfo, err error) { snapErr = err }}, 30*time.Second)
-	if err != nil || snapErr != nil || e.Reason != vmm.ExitSnapshot {
-		t.Fatalf("snapshot run: exit %v, %v, snapshot %v\n%s", e, err, snapErr, out)
-	}
+	path, _ = snapshotVblkAt(t, disk, false, true) // mtimeback_test.go
 	return path
 }
 
