@@ -5,7 +5,6 @@ package sandbox
 import (
 	"testing"
 
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,14 +60,7 @@ func TestFilterReadFiles(t *testing.T) {
 func TestFilterReadFilesAndRenameDir(t *testing.T) {
 	f := Filter{RenameDir: 4, ReadFiles: true}
 	for _, quiet := range []bool{false, true} {
-		insts, err := assemble(f.rules(1, quiet))
-		if err != nil {
-			t.Fatal(err)
-		}
-		vm, err := bpf.NewVM(insts)
-		if err != nil {
-			t.Fatal(err)
-		}
+		vm := rulesVM(t, f.rules(1, quiet)) // tree_test.go
 		refused := uint32(retTrap)
 		if quiet {
 			refused = retErrno | uint32(unix.EACCES)

@@ -156,14 +156,7 @@ func TestProgramIsTheRules(t *testing.T) {
 		t.Run(fmt.Sprintf("sockets=%v,unix=%v,renamedir=%d,truncate=%v,filetimes=%v,readfiles=%v,quiet=%v",
 			f.Sockets, f.UnixSockets, f.RenameDir, f.Truncate, f.SetFileTimes, f.ReadFiles, tt.quiet), func(t *testing.T) {
 			rules := f.rules(1234, tt.quiet)
-			insts, err := assemble(rules)
-			if err != nil {
-				t.Fatal(err)
-			}
-			vm, err := bpf.NewVM(insts)
-			if err != nil {
-				t.Fatal(err)
-			}
+			vm := rulesVM(t, rules)
 			args := argsFor(rules)
 			for _, arch := range []uint32{auditArchX86_64, 0x40000003} {
 				for nr := 0; nr < 520; nr++ {
@@ -206,14 +199,7 @@ func TestAssembleFarJumps(t *testing.T) {
 	if _, err := assembleTree(rules, false); err == nil {
 		t.Fatal("direct branches over 255 instructions assembled")
 	}
-	insts, err := assemble(rules)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := bpf.NewVM(insts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	vm := rulesVM(t, rules)
 	for nr := 0; nr < 310; nr++ {
 		for _, v := range []uint64{0, 39, 40} {
 			a := []uint64{0, v, 0, 0, 0, 0}
@@ -233,14 +219,7 @@ func TestAssembleFarJumps(t *testing.T) {
 // loads that half: a test of the high half must not read the low one.
 func TestArgumentHalves(t *testing.T) {
 	rules := []rule{{nr: 280, any: [][]cond{{{1, opEq, 5}}, {{hi(1), opEq, 7}}, {{1, opEq, 9}}}}}
-	insts, err := assemble(rules)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm, err := bpf.NewVM(insts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	vm := rulesVM(t, rules)
 	for _, a1 := range []uint64{5, 7, 9, 7 << 32, 7<<32 | 7, 5<<32 | 9, 1 << 32} {
 		a := []uint64{0, a1, 0, 0, 0, 0}
 		got, err := vm.Run(seccompData(auditArchX86_64, 280, a...))
@@ -251,4 +230,18 @@ func TestArgumentHalves(t *testing.T) {
 			t.Errorf("argument %#x: verdict %#x, the rules say %#x", a1, got, want)
 		}
 	}
+}
+
+// rulesVM is the program assembled from rules in x/net/bpf's VM.
+func rulesVM(t *testing.T, rules []rule) *bpf.VM {
+	t.Helper()
+	insts, err := assemble(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := bpf.NewVM(insts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vm
 }
