@@ -207,14 +207,7 @@ func TestCLISnapshotKeyThenQuit(t *testing.T) {
 	if written < 0 || stopped < written || strings.Contains(stderr, "warning") {
 		t.Fatalf("stderr:\n%s\nwant the snapshot written, then \"guest stopped\", and no warning", stderr)
 	}
-	f, err := snapshot.Open(snap)
-	if err != nil {
-		t.Fatalf("%s: %v", snap, err)
-	}
-	f.Close()
-	if names := dirNames(t, dir); len(names) != 1 {
-		t.Fatalf("left in the directory: %q; want only q.snap", names)
-	}
+	checkOnlySnapshot(t, dir, snap) // snapshotsafe_test.go
 }
 
 // waitStderr waits up to 60 s for want on r's standard error.

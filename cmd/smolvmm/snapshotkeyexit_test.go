@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/smolvmm/smolvmm/snapshot"
 	"github.com/smolvmm/smolvmm/vmm"
 )
 
@@ -63,12 +62,5 @@ func TestCLISnapshotKeyExit(t *testing.T) {
 	if !strings.Contains(stderr, "smolvmm: snapshot "+snap+": 16.0 MiB written") || strings.Contains(stderr, "warning") || strings.Contains(stderr, "guest stopped") {
 		t.Fatalf("stderr:\n%s\nwant the snapshot written, no warning and no \"guest stopped\"", stderr)
 	}
-	f, err := snapshot.Open(snap)
-	if err != nil {
-		t.Fatalf("%s: %v", snap, err)
-	}
-	f.Close()
-	if names := dirNames(t, dir); len(names) != 1 {
-		t.Fatalf("left in the directory: %q; want only e.snap", names)
-	}
+	checkOnlySnapshot(t, dir, snap) // snapshotsafe_test.go
 }

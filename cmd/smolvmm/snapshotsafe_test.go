@@ -94,6 +94,20 @@ func checkKept(t *testing.T, path string) {
 	}
 }
 
+// checkOnlySnapshot checks that snap, in dir, is a valid snapshot and
+// that nothing else (a temporary) is left in dir.
+func checkOnlySnapshot(t *testing.T, dir, snap string) {
+	t.Helper()
+	f, err := snapshot.Open(snap)
+	if err != nil {
+		t.Fatalf("%s: %v", snap, err)
+	}
+	f.Close()
+	if names := dirNames(t, dir); len(names) != 1 {
+		t.Fatalf("left in the directory: %q; want only %s", names, filepath.Base(snap))
+	}
+}
+
 // checkOnlyKept checks that path, in dir, is untouched and that nothing
 // else (a temporary) is left in dir.
 func checkOnlyKept(t *testing.T, dir, path string) {
