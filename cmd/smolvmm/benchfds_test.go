@@ -10,7 +10,7 @@ import (
 )
 
 // TestBenchParallelFDsREADME: the descriptors each --parallel VM takes,
-// as the refusal under ulimit -n 40 counts them, are the README's: 5, and
+// as the refusal under ulimit -n 40 counts them, are docs/bench.md's: 5, and
 // 6 with --ready, whose VMs get a ready pipe for the VMM's own ready
 // report (once a restore's alone; a booted guest's boot-timer write
 // counts as its line too), or with --restore, without --ready too (a
@@ -19,7 +19,7 @@ func TestBenchParallelFDsREADME(t *testing.T) {
 	dir := t.TempDir()
 	snap := emptySnapshot(t, dir)
 	kvm := filepath.Join(dir, "kvm") // refused before KVM is opened
-	text := strings.Join(strings.Fields(readme(t)), " ")
+	text := strings.Join(strings.Fields(docs(t)), " ")
 	for _, tt := range []struct {
 		name   string
 		args   []string
@@ -42,7 +42,7 @@ func TestBenchParallelFDsREADME(t *testing.T) {
 				t.Fatalf("stderr %q: want each VM to take %s", stderr.String(), tt.fds)
 			}
 			if !strings.Contains(text, tt.readme) {
-				t.Errorf("README lacks %q", tt.readme)
+				t.Errorf("the documentation (README.md, docs/*.md) lacks %q", tt.readme)
 			}
 		})
 	}

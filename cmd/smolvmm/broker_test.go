@@ -32,8 +32,8 @@ import (
 // call named) and the file stays. With --no-seccomp the same hooks go
 // through, which shows they run. A VMM on a shared network, which dials
 // its hub itself, may connect to another Unix socket its user may reach
-// (README, Containment): the test says so, so that a change to it
-// changes the README too.
+// (docs/containment.md): the test says so, so that a change to it
+// changes the guide too.
 func TestBrokerVMMNamesNothing(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
@@ -491,7 +491,8 @@ func TestBrokerRefusesPaths(t *testing.T) {
 // socket of the host's (here root's), whatever --user and --chroot say:
 // abstract sockets have no permission check and no place in a file
 // system. With --jail, in a network namespace of its own, it cannot. -v
-// says so without --jail; and run --help and the README name abstract
+// says so without --jail; and run --help and the documentation (README.md,
+// docs/containment.md) name abstract
 // sockets and --jail as the bound, where they said --user bounded the
 // reach ("and nothing else", "only to those open to that user").
 func TestSharedNetAbstractSocket(t *testing.T) {
@@ -545,12 +546,12 @@ func TestSharedNetAbstractSocket(t *testing.T) {
 		})
 	}
 	help := strings.Join(strings.Fields(runCommand().Description), " ")
-	readmeText := strings.Join(strings.Fields(readme(t)), " ")
+	docsText := strings.Join(strings.Fields(docs(t)), " ")
 	for _, tt := range []struct {
 		name, text, said string
 	}{
 		{"run --help", help, "its console and nothing else"},
-		{"README", readmeText, "one run as a user of its own only to those open to that user"},
+		{"README.md and docs/", docsText, "one run as a user of its own only to those open to that user"},
 		{"sandbox.Filter.UnixSockets", strings.Join(strings.Fields(string(mustRead(t, "../../sandbox/sandbox.go"))), " "), "best one that runs as a user of its own"},
 	} {
 		if strings.Contains(tt.text, tt.said) {

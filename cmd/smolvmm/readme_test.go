@@ -30,6 +30,42 @@ func readme(t *testing.T) string {
 	return strings.ReplaceAll(string(b), `\|`, "|")
 }
 
+// docFiles are the documentation's Markdown files, README.md first, then
+// the guides of docs/ in name order, by their paths from the repository's
+// root.
+func docFiles(t *testing.T) []string {
+	t.Helper()
+	guides, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(guides) == 0 {
+		t.Fatal("no docs/*.md: is the repository's root ../..?")
+	}
+	files := []string{"README.md"}
+	for _, g := range guides {
+		files = append(files, filepath.ToSlash(strings.TrimPrefix(g, "../../")))
+	}
+	return files
+}
+
+// docs is the documentation as a whole, as a reader sees it: README.md,
+// then every guide in docs/ (docFiles), each read as readme reads the
+// README. A fact checked here may be in the README's overview or in the
+// guide it links to.
+func docs(t *testing.T) string {
+	t.Helper()
+	var all []string
+	for _, f := range docFiles(t) {
+		b, err := os.ReadFile(filepath.Join("../..", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, strings.ReplaceAll(string(b), `\|`, "|"))
+	}
+	return strings.Join(all, "\n\n")
+}
+
 // TestReadmeCommandRows checks that the README's table of commands shows
 // every visible flag of each command (a row may say "[run's flags]" for
 // the flags it shares with run, "[run's flags but -k, ...]" when it lacks
@@ -116,13 +152,14 @@ func TestReadmeCommandRows(t *testing.T) {
 	}
 }
 
-// TestReadmeFuzzTargets: the README's count of fuzz targets is the
+// TestReadmeFuzzTargets: the documentation's count of fuzz targets (in
+// docs/testing.md) is the
 // number make fuzz runs: each "func Fuzz" at the start of a line of a
 // _test.go file of the module's packages (it said 21 when there were 22).
 func TestReadmeFuzzTargets(t *testing.T) {
-	m := regexp.MustCompile(`inputs for each of its (\d+) targets`).FindStringSubmatch(readme(t))
+	m := regexp.MustCompile(`inputs for each of its (\d+) targets`).FindStringSubmatch(docs(t))
 	if m == nil {
-		t.Fatal(`README lacks "inputs for each of its N targets"`)
+		t.Fatal(`the documentation (README.md, docs/*.md) lacks "inputs for each of its N targets"`)
 	}
 	fuzzFunc := regexp.MustCompile(`(?m)^func Fuzz[A-Za-z0-9_]*\(`)
 	root := filepath.Join("..", "..")
@@ -159,7 +196,7 @@ func TestReadmeFuzzTargets(t *testing.T) {
 		t.Fatal("found no fuzz targets: is the module root ../..?")
 	}
 	if m[1] != strconv.Itoa(n) {
-		t.Errorf("README says the fuzzing runs %s targets; the module has %d (func Fuzz... in _test.go files)", m[1], n)
+		t.Errorf("the documentation says the fuzzing runs %s targets; the module has %d (func Fuzz... in _test.go files)", m[1], n)
 	}
 }
 
@@ -240,13 +277,20 @@ func TestSIGPIPE(t *testing.T) {
 }
 
 // TestUnitsAreMiB: sizes of 2^20 bytes are MiB in every --help text and
-// in the README; "wrote a.img (10 MB)" stood beside "needs 10 MiB of
+// in the documentation (README.md and each guide in docs/); "wrote a.img (10 MB)" stood beside "needs 10 MiB of
 // guest memory". (The messages themselves are checked where they are
 // made: mkimg, up, imagebuilder.)
 func TestUnitsAreMiB(t *testing.T) {
 	mb := regexp.MustCompile(`\bMB\b`)
 	bin := smolvmmBin(t)
-	texts := map[string]string{"README.md": readme(t)}
+	texts := map[string]string{}
+	for _, f := range docFiles(t) {
+		b, err := os.ReadFile(filepath.Join("../..", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts[f] = string(b)
+	}
 	for _, c := range commands() {
 		out, err := exec.Command(bin, c.Name, "--help").CombinedOutput()
 		if err != nil {
@@ -263,7 +307,8 @@ func TestUnitsAreMiB(t *testing.T) {
 	}
 }
 
-// TestReadmeSeccompFigures checks the README's sizes of the seccomp filter
+// TestReadmeSeccompFigures checks the documentation's sizes of the seccomp
+// filter (docs/containment.md)
 // against the filters contain builds (the network, --ready-port,
 // --snapshot), as the static binary has them whichever build runs the
 // test, and its list of vmm.RunIoctls against their number. It said
@@ -271,7 +316,7 @@ func TestUnitsAreMiB(t *testing.T) {
 // ioctls; then, computed from a cgo build's sizes less 2, 268 and 271 for
 // 265 and 268, and "30 more with --snapshot" for 31 to 42.
 func TestReadmeSeccompFigures(t *testing.T) {
-	text := strings.Join(strings.Fields(readme(t)), " ")
+	text := strings.Join(strings.Fields(docs(t)), " ")
 	// static and cgo sizes of a filter, by network (none or a tap,
 	// user:NAME, user or a tap with --ready-port, user:NAME with
 	// --ready-port) and --snapshot. "387 with both of the last" read as
@@ -305,21 +350,22 @@ func TestReadmeSeccompFigures(t *testing.T) {
 	want := fmt.Sprintf("%d to %d instructions: %d with `--net none` or a tap, %d with `--net user:NAME`, %d with `--net user` (`--ready-port` adds none there) or a tap and `--ready-port`, %d with `--net user:NAME` and `--ready-port`; %s more with `--snapshot`; %s more in a cgo build",
 		nets[0][0].static, nets[3][1].static, nets[0][0].static, nets[1][0].static, nets[2][0].static, nets[3][0].static, span(snapMore), span(cgoMore))
 	if !strings.Contains(text, want) {
-		t.Errorf("README lacks %q", want)
+		t.Errorf("the documentation (README.md, docs/*.md) lacks %q", want)
 	}
 	i := strings.Index(text, "(`vmm.RunIoctls`")
 	if i < 0 {
-		t.Fatal("README does not list vmm.RunIoctls")
+		t.Fatal("the documentation (README.md, docs/*.md) does not list vmm.RunIoctls")
 	}
 	list, _, _ := strings.Cut(text[i:], "), ")
 	if n, want := strings.Count(list, "`KVM_"), len(vmm.RunIoctls()); n != want || !strings.Contains(list, fmt.Sprintf("%d of them", want)) {
-		t.Errorf("README names %d ioctls of vmm.RunIoctls, which has %d: %s", n, want, list)
+		t.Errorf("the documentation names %d ioctls of vmm.RunIoctls, which has %d: %s", n, want, list)
 	}
 }
 
-// TestRunHelpMatchesReadme: run --help and the README give the same exit
-// statuses (the ones over 100 and the formulas), name the same signals
-// beside them, and list the same Ctrl-A keys as Ctrl-A h prints. The help
+// TestRunHelpMatchesReadme: run --help and the README's table give the
+// same exit statuses (the ones over 100 and the formulas), name the same
+// signals beside them, and the documentation (README.md, docs/*.md) names
+// the same Ctrl-A keys as run --help and Ctrl-A h print. The help
 // lacked 141, 148, 159, 128+n, SIGHUP, Ctrl-A h and Ctrl-A s.
 func TestRunHelpMatchesReadme(t *testing.T) {
 	text := strings.Join(strings.Fields(readme(t)), " ")
@@ -354,7 +400,7 @@ func TestRunHelpMatchesReadme(t *testing.T) {
 	compare("exit statuses", "run --help", set(help, statuses, 0), "README", set(readmeExits, statuses, 0))
 	keys := regexp.MustCompile("Ctrl-A (Ctrl-A|[a-z?])\\b")
 	helpKeys := set(help, keys, 1)
-	compare("console keys", "run --help", helpKeys, "README", set(text, keys, 1))
+	compare("console keys", "run --help", helpKeys, "the documentation", set(docs(t), keys, 1))
 	printed := map[string]bool{}
 	for _, m := range regexp.MustCompile(`C-a (C-a|[a-z?]) `).FindAllStringSubmatch(escapeHelp(true), -1) {
 		printed[strings.ReplaceAll(m[1], "C-a", "Ctrl-A")] = true
@@ -363,17 +409,17 @@ func TestRunHelpMatchesReadme(t *testing.T) {
 }
 
 // TestReadmeNetSocketDirs: every directory net --help says a network's
-// socket goes in by default is in the README too (it lacked the one of a
+// socket goes in by default is in the documentation too (docs/network.md) (it lacked the one of a
 // user without XDG_RUNTIME_DIR, /tmp/smolvmm-UID/net).
 func TestReadmeNetSocketDirs(t *testing.T) {
-	text := readme(t)
+	text := docs(t)
 	dirs := regexp.MustCompile(`(\$XDG_RUNTIME_DIR|/run|/tmp)/smolvmm[-A-Z]*/net`).FindAllString(netCommand().Description, -1)
 	if len(dirs) < 3 {
 		t.Fatalf("net --help names %q; want the three default directories", dirs)
 	}
 	for _, d := range dirs {
 		if !strings.Contains(text, d) {
-			t.Errorf("net --help names %s, the README does not", d)
+			t.Errorf("net --help names %s, the documentation (README.md, docs/*.md) does not", d)
 		}
 	}
 }
@@ -440,7 +486,8 @@ func TestReadmeListsPackages(t *testing.T) {
 // TestMakeBenchWithoutSeccomp: `make bench` boots the demo guest with the
 // seccomp filter and again without it (--no-seccomp), the same bench
 // otherwise, so that the filter's cost comes out of it rather than a
-// hand-run; and the README's paragraph on the filter's cost points there.
+// hand-run; and the documentation's paragraph on the filter's cost
+// (docs/containment.md) points there.
 // The target used to run with the filter only.
 func TestMakeBenchWithoutSeccomp(t *testing.T) {
 	b, err := os.ReadFile("../../Makefile")
@@ -473,9 +520,9 @@ func TestMakeBenchWithoutSeccomp(t *testing.T) {
 			t.Errorf("make bench's boots with and without the filter differ in %s:\n%s\n%s", flag, with, without)
 		}
 	}
-	text := strings.Join(strings.Fields(readme(t)), " ")
+	text := strings.Join(strings.Fields(docs(t)), " ")
 	if !strings.Contains(text, "`--no-seccomp` turns the filter off for debugging. Cost: `make bench`") {
-		t.Error("README's paragraph on the seccomp filter's cost does not point to make bench")
+		t.Error("the documentation's paragraph on the seccomp filter's cost does not point to make bench")
 	}
 }
 

@@ -9,15 +9,15 @@ import (
 	"testing"
 )
 
-// The README's systemd unit for smolvmm net keeps its leases where they
+// The documentation's systemd unit for smolvmm net (docs/network.md) keeps its leases where they
 // outlive a reboot and runs hardened with what the daemon needs (its
 // socket's group: CAP_CHOWN; root's VMs' forwards below 1024:
 // CAP_NET_BIND_SERVICE; its runtime and state directories writable), and,
 // where systemd-analyze is installed, verifies without a warning.
 func TestReadmeNetUnit(t *testing.T) {
-	m := regexp.MustCompile("(?s)# /etc/systemd/system/smolvmm-net@.service[^\n]*\n(\\[Unit\\].*?)```").FindStringSubmatch(readme(t))
+	m := regexp.MustCompile("(?s)# /etc/systemd/system/smolvmm-net@.service[^\n]*\n(\\[Unit\\].*?)```").FindStringSubmatch(docs(t))
 	if m == nil {
-		t.Fatal("the README has no smolvmm-net@.service unit")
+		t.Fatal("the documentation (README.md, docs/*.md) has no smolvmm-net@.service unit")
 	}
 	unit := m[1]
 	for _, want := range []string{
@@ -32,7 +32,7 @@ func TestReadmeNetUnit(t *testing.T) {
 		"\nPrivateTmp=yes\n",
 	} {
 		if !strings.Contains(unit, want) {
-			t.Errorf("the README's unit lacks %q:\n%s", strings.TrimSpace(want), unit)
+			t.Errorf("the documentation's unit lacks %q:\n%s", strings.TrimSpace(want), unit)
 		}
 	}
 	analyze, err := exec.LookPath("systemd-analyze")
