@@ -775,12 +775,12 @@ func TestPostinstScriptTimes(t *testing.T) {
 		{"var/www/tarred/f", nil, "tar cf var/x.tar -C var/www chmodded; mkdir var/www/tarred; tar xf var/x.tar -C var/www/tarred; mv var/www/tarred/chmodded var/www/tarred/f; rm var/x.tar", 1500000000, true, 0o600},
 		{"var/dir", fstree.NewDir(0o555), "touch -d @1009843200 var/dir", y2002, true, 0o555},
 		// A touch without -d changes only the time, and the build's
-		// clock's is none: the entry is as it was (README).
+		// clock's is none: the entry is as it was (docs/images.md).
 		{"var/www/touched", fstree.NewFile(0o644, []byte("x")), "touch var/www/touched", 1500000000, true, 0o644},
 		{"var/touched", fstree.NewDir(0o555), "touch var/touched", 1500000000, true, 0o555},
 		{"var/newdir", nil, "mkdir var/newdir; touch -d @978307200 var/newdir", y2001, true, 0o755},
 		// A chmod to the staged mode, then a new time (touch -d, tar xp
-		// over it), cannot be told from the time alone (README says
+		// over it), cannot be told from the time alone (docs/images.md says
 		// so): the directory keeps its own mode. A chmod to another
 		// mode stays.
 		{"var/ro", fstree.NewDir(0o555), "chmod 0755 var/ro; touch -d @978307200 var/ro", y2001, true, 0o555},
@@ -841,7 +841,7 @@ func TestPostinstCopiedModes(t *testing.T) {
 		{"bin/rx-copy", nil, "", 0555, 0, 0},
 		{"usr/bin/suid7", ownedFile(04555, 7, 7), "cp -p usr/bin/suid7 usr/bin/suid7.c; rm usr/bin/suid7; mv usr/bin/suid7.c usr/bin/suid7", 0555, 7, 7},
 		{"usr/bin/over", fstree.NewFile(0555, []byte("old")), "cp -p usr/bin/tip usr/bin/over", 0555, 0, 0},
-		// A new file at a set's path keeps the path's owner (README).
+		// A new file at a set's path keeps the path's owner (docs/images.md).
 		{"etc/conf", ownedFile(0600, 7, 7), "rm etc/conf; printf new > etc/conf", 0644, 7, 7},
 		{"etc/conf2", ownedFile(0600, 7, 7), "printf new > etc/conf2.n; mv etc/conf2.n etc/conf2", 0644, 7, 7},
 	}
@@ -884,7 +884,7 @@ func TestPostinstDirModes(t *testing.T) {
 		// not get the removed one's inode, so is not taken for it.
 		{"var/gone", ownedDir(0o700, 7, 13), "rmdir var/gone; mkdir var/made", 0, 0, 0},
 		{"var/made", nil, "", 0o755, 0, 0},
-		// One made at a set's path keeps the path's owner (README).
+		// One made at a set's path keeps the path's owner (docs/images.md).
 		{"var/remade", ownedDir(0o700, 7, 13), "rmdir var/remade; mkdir var/remade", 0o755, 7, 13},
 	}
 	runModeCases(t, tests)

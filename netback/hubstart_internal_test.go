@@ -58,7 +58,7 @@ func setHubStart(t *testing.T, sleep func(time.Duration), wait, grace time.Durat
 
 // TestDialWaitsForStartingHub: a VM started together with its network
 // (smolvmm net --name web &, then at once smolvmm run --net user:web, as
-// the README shows) found nothing on the socket yet and failed with
+// the README and docs/network.md show) found nothing on the socket yet and failed with
 // "shared network is not running", 3 starts in 12. A dial that finds
 // nothing while a hub's start holds the socket's lock (HoldHubStart, as
 // smolvmm net does from its start until it listens) waits for the hub.

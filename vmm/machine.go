@@ -273,8 +273,8 @@ type Config struct {
 	// sandbox that refuses opening files. A snapshot.Target's commit
 	// needs more than RunIoctls: sandbox.Filter's Truncate, and its
 	// renames done by another process (Target.UseRenamer), or, in a
-	// process no guest can take over, RenameDir (the README's sandbox
-	// recipe says how). A snapshot of a disk image written just before
+	// process no guest can take over, RenameDir (the sandbox recipe of
+	// docs/library.md says how). A snapshot of a disk image written just before
 	// it sets the image's mtime back (futimens, see Machine.Snapshot):
 	// sandbox.Filter's SetFileTimes lets it, and without it the call
 	// fails (EPERM) and the restore reads the image whole. Close may be

@@ -32,7 +32,7 @@ import (
 // These tests boot the project's own guests (package guests, each checked
 // under QEMU there) on /dev/kvm. Guests stay in unpaged protected mode: the
 // nested KVM of the CI machines runs nothing else (paged guests run in
-// internal/nestedkvm's rig: README, "Tests on a real KVM").
+// internal/nestedkvm's rig: docs/testing.md, "Tests on a real KVM").
 
 func needKVM(t testing.TB) {
 	t.Helper()

@@ -22,7 +22,7 @@ import (
 
 // targetChildEnv makes the test binary a filtered VMM that snapshots into
 // a snapshot.Target (targetChild) instead of running the tests; its value
-// is the filter: "recipe" (the README's, RunIoctls and Sockets) or
+// is the filter: "recipe" (docs/library.md's, RunIoctls and Sockets) or
 // "renamedir" (with RenameDir and Truncate besides).
 const targetChildEnv = "VMM_TEST_TARGET_CHILD"
 
@@ -61,7 +61,7 @@ func targetChild(mode, path string) int {
 	return 0
 }
 
-// TestSandboxedTargetSnapshot: a process under the README's filter
+// TestSandboxedTargetSnapshot: a process under docs/library.md's filter
 // recipe (RunIoctls, Sockets) is stopped at its first snapshot into a
 // snapshot.Target, whose commit looks up and renames names in its
 // directory; with RenameDir (the Target's directory, from Names) and

@@ -343,7 +343,7 @@ func contain(c *cli.Context, cfg *vmm.Config, snap *snapshot.Target, fd int, ter
 			// Started by an ordinary user with capabilities (setpriv,
 			// a service's AmbientCapabilities, file capabilities for a
 			// tap), it kept them while the guest ran. Root keeps its
-			// own without --user (README: Containment).
+			// own without --user (docs/containment.md).
 			had, bounding, err := sandbox.DropCapabilities(execForbidden(prepared != nil))
 			if errors.Is(err, sandbox.ErrCapsOnEveryThread) {
 				return fmt.Errorf("%w (start smolvmm without capabilities, or use a build with CGO_ENABLED=0, as make build does%s)", err, capsAdviceNoSeccomp(prepared == nil))

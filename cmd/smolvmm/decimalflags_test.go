@@ -76,7 +76,7 @@ func TestDecimalOnly(t *testing.T) {
 }
 
 // TestMkimgNumbersDecimal: mkimg's -m and --timestamp, string flags that
-// TestNumberFlagsDecimal does not walk, read decimal as README says: a
+// TestNumberFlagsDecimal does not walk, read decimal as docs/commands.md says: a
 // leading 0 ignored (0100 is 100, not octal 64), a prefix or _ refused.
 func TestMkimgNumbersDecimal(t *testing.T) {
 	t.Setenv("SOURCE_DATE_EPOCH", "")

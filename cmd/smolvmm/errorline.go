@@ -13,7 +13,7 @@ import (
 // "smolvmm: message" outside a command. A prefix the message already has
 // ("smolvmm bench: ", "smolvmm: ", "kstrip: ") is not repeated. Control
 // characters are escaped (termsafe.Line): a file name with a newline
-// (-k $'a\nb') broke the one line the README promises, and one with an
+// (-k $'a\nb') broke the one line docs/commands.md promises, and one with an
 // escape sequence acted on the terminal. An error with more to say on
 // lines of their own carries it apart (errorDetail).
 func errorLine(command, msg string) string {

@@ -71,7 +71,7 @@ func TestErrorPrefixes(t *testing.T) {
 }
 
 // TestErrorLineEscapesNames: a file name with a newline broke the error
-// into two lines (the README promises one), and one with an escape
+// into two lines (docs/commands.md promises one), and one with an escape
 // sequence reached the terminal; the line now carries them escaped.
 func TestErrorLineEscapesNames(t *testing.T) {
 	bin := smolvmmBin(t)

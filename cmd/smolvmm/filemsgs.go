@@ -16,7 +16,7 @@ import (
 )
 
 // The refusals of files named on the command line, in one wording for
-// every command (README: "what went wrong (what to change)"): the flag and
+// every command (docs/commands.md: "what went wrong (what to change)"): the flag and
 // its value, what is wrong, and the flag to change. The libraries return
 // the facts (fs.ErrNotExist, atomicfile.DirError); the flags are named
 // here.

@@ -18,7 +18,7 @@ import (
 )
 
 // TestNetNotifiesReady: smolvmm net said nothing to a service manager,
-// whose unit (the README's, Type=simple) counted it started at its fork:
+// whose unit (docs/network.md's, then Type=simple) counted it started at its fork:
 // VMs started after it failed while it had not yet listened. It sends
 // the sd_notify protocol's READY=1 to NOTIFY_SOCKET (a socket file, or
 // an abstract name after '@') once its socket accepts VMs and its start
@@ -135,7 +135,7 @@ func TestNetBadNotifySocket(t *testing.T) {
 	}
 }
 
-// TestRunJoinsNetStartedJustBefore: the README's
+// TestRunJoinsNetStartedJustBefore: the README's and docs/network.md's
 //
 //	smolvmm net --name web &
 //	smolvmm run ... --net user:web

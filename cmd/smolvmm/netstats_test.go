@@ -13,7 +13,7 @@ import (
 // TestRunPrintsBackendStats: run prints, at exit, the counters of its
 // network backend beside the card's: under -v, and without it whenever
 // the backend refused or dropped something the card never saw (the
-// README says these are counted; only the card's were printed). The
+// docs/network.md says these are counted; only the card's were printed). The
 // forward's host connections beyond the 128 that may wait for a guest
 // that never accepts (the vblk guest has no network driver) are closed
 // at once and counted.

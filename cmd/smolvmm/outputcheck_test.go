@@ -26,7 +26,7 @@ func unwritableDir(t *testing.T) string {
 }
 
 // TestOutputsCheckedFirst: an output that cannot be written fails the
-// command (status 1) before any work, as the README promises. Each of
+// command (status 1) before any work, as docs/commands.md promises. Each of
 // these did the work first: bench booted its VMs, mkimg read the sets
 // (here, failed on a missing one), kstrip stripped (here, failed on a
 // file that is no kernel), up began its download (here, from a mirror

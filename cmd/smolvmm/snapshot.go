@@ -1419,7 +1419,7 @@ type snapshotter interface {
 // holds it for as long as it likes), and a blocked input could read no
 // second Ctrl-A x. The waiting goroutine holds nothing the snapshot
 // needs, so it cannot deadlock. Instead quit reports false and the input
-// reads on: a second Ctrl-A x stops the run at once, as the README
+// reads on: a second Ctrl-A x stops the run at once, as docs/up.md
 // promises Ctrl-A x does for a guest held by its console; signals stop
 // it at once too. quitKey's function is called on the input's goroutine
 // only.

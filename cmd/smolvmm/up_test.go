@@ -911,8 +911,8 @@ func upAgain(t *testing.T, f *fakeUp, opts upOptions, calls, why string) {
 }
 
 // TestUpForeignImageBeforeDownload: an -i file that is no ext2 image and
-// that up did not build is refused before any download (README: files
-// are checked before any work); it was refused only by the mkimg step,
+// that up did not build is refused before any download (docs/commands.md:
+// files are checked before any work); it was refused only by the mkimg step,
 // after the download and the strip. One up built, which something wrote
 // over since, is still up's to rebuild: it gets as far as the download
 // (an unreachable mirror here).

@@ -239,7 +239,7 @@ func TestUpServiceEditedDuringFetch(t *testing.T) {
 
 // TestUpWarnsIgnoredPostinstWhenFresh: a file in postinst/ that is no
 // script never runs; the build warned of it, but an up whose image was
-// up to date said nothing (README: "one warning names them"). It warns
+// up to date said nothing (docs/images.md: "one warning names them"). It warns
 // there too, once, before the step's summary.
 func TestUpWarnsIgnoredPostinstWhenFresh(t *testing.T) {
 	const warning = "smolvmm up: warning: service web: postinst/README not run: postinst/ runs only its *.sh scripts\n"

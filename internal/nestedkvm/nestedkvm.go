@@ -5,7 +5,7 @@
 // smolvmm on that /dev/kvm, which runs paged 32-bit guests, iret into
 // protected mode and long mode. The development and CI machines' own KVM
 // is nested and emulating: a guest that turns on 32-bit paging or
-// switches itself to long mode triple-faults there (README, "Tests on a
+// switches itself to long mode triple-faults there (docs/testing.md, "Tests on a
 // real KVM: the nested-KVM rig").
 //
 // A test describes a Job: files to put in the guest and a shell script

@@ -56,8 +56,8 @@ func TestReadFile(t *testing.T) {
 	}
 }
 
-// TestTooLargeInMiB: a refused size is said in MiB, as -m and the README
-// count, not in bytes ("629145600 bytes, more than the 536870912").
+// TestTooLargeInMiB: a refused size is said in MiB, as -m and the documentation
+// (docs/commands.md) count, not in bytes ("629145600 bytes, more than the 536870912").
 func TestTooLargeInMiB(t *testing.T) {
 	dir := t.TempDir()
 	for _, tt := range []struct {
