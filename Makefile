@@ -10,7 +10,9 @@ BIN      := bin/smolvmm
 FUZZTIME ?= 100000x
 FUZZMINIMIZE ?= 0
 
-.PHONY: all build demo rescue netbsd-kernel test unit fuzz benchcheck bench vet clean
+PREFIX   ?= /usr/local
+
+.PHONY: all build install demo rescue netbsd-kernel test unit fuzz benchcheck bench vet clean
 
 all: build
 
@@ -31,8 +33,16 @@ BUILD_EXPERIMENT := $(shell x='$(GOEXPERIMENT)'; try="$${x:+$$x,}nogreenteagc"; 
 build:
 	CGO_ENABLED=0 GOEXPERIMENT=$(BUILD_EXPERIMENT) $(GO) build -tags urfave_cli_no_docs -o $(BIN) ./cmd/smolvmm
 
+# Copies the binary built by make build (or make demo) to $(PREFIX)/bin,
+# where the README's examples and docs/network.md's systemd unit find it.
+# It does not build: `sudo make install` would run go as root, whose PATH
+# often lacks it, and leave root-owned files in the build cache.
+install:
+	@test -x $(BIN) || { echo "make install: no $(BIN): run make build first, as yourself"; exit 1; }
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/smolvmm
+
 # Boots the multiboot guest embedded in the binary; it prints what the loader
-# gave it. Needs /dev/kvm (run as root or as a member of the kvm group).
+# gave it. Needs read and write access to /dev/kvm (the README says how).
 demo: build
 	./$(BIN) demo -a "hello from make demo"
 
