@@ -3,7 +3,6 @@ package multiboot
 import (
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/smolvmm/smolvmm/internal/bootelf"
 )
@@ -29,8 +28,7 @@ func parseELF(r io.ReaderAt, size uint64) (*image, elfHeader, error) {
 	h, err := bootelf.ReadHeader(r, size)
 	if err != nil {
 		if errorsIsNotELF(err) {
-			detail := strings.TrimPrefix(err.Error(), bootelf.ErrNotELF.Error()+": ")
-			return nil, eh, fmt.Errorf("%w: %s, and the multiboot header lacks flag 16 (a.out kludge)", ErrNotELF, detail)
+			return nil, eh, fmt.Errorf("%w, and the multiboot header lacks flag 16 (a.out kludge)", err)
 		}
 		return nil, eh, err
 	}

@@ -23,8 +23,9 @@ var (
 	// loader does not provide.
 	ErrUnsupportedFlags = errors.New("unsupported required multiboot flags")
 	// ErrNotELF: the image is not ELF and its header has no a.out kludge
-	// addresses, so there is no way to know where to load it.
-	ErrNotELF = errors.New("not an ELF file and no a.out kludge")
+	// addresses, so there is no way to know where to load it. It is
+	// netbsdboot.ErrNotELF too: both loaders read ELF alike.
+	ErrNotELF = bootelf.ErrNotELF
 	// ErrUnsupportedELF: a well-formed ELF file of a kind that cannot boot
 	// here (ELF64, big-endian, not EM_386, not an executable).
 	ErrUnsupportedELF = bootelf.ErrUnsupportedELF

@@ -480,7 +480,7 @@ func advise(err error) string {
 // notAKernel reports whether err says the kernel is of no kind the
 // protocol chosen (or any) can boot.
 func notAKernel(err error) bool {
-	for _, e := range []error{vmm.ErrNoBootProtocol, multiboot.ErrNotMultiboot, multiboot.ErrNotELF, netbsdboot.ErrNotNetBSD, netbsdboot.ErrNotELF} {
+	for _, e := range []error{vmm.ErrNoBootProtocol, multiboot.ErrNotMultiboot, multiboot.ErrNotELF, netbsdboot.ErrNotNetBSD} {
 		if errors.Is(err, e) {
 			return true
 		}
