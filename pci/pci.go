@@ -383,7 +383,7 @@ func (h *Host) Add(fn Function, irq uint8) (Slot, error) {
 			return Slot{}, fmt.Errorf("pci: BAR%d at [%#x, %#x) overlaps %s at [%#x, %#x)",
 				b, base, base+sz, r[0].Name, r[0].Base, r[0].Base+r[0].Size)
 		}
-		bars[b] = placed{fmt.Sprintf("pci 00:%02x.0 BAR%d", h.next, b), sz, dev}
+		bars[b] = placed{barName(h.next, b), sz, dev}
 		s.BARs[b] = base
 		nextIO = base + sz
 	}
@@ -544,13 +544,18 @@ func (h *Host) write(off uint64, data []byte) written {
 // whether the range was free. Caller holds h.mu.
 func (h *Host) decode(slot int, fn Function, bar int, addr uint64) bool {
 	_, size := fn.PCIConfig().BAR(bar)
-	if err := h.pio.Register(fmt.Sprintf("pci BAR%d", bar), addr, uint64(size), fn.BARDevice(bar)); err != nil {
+	if err := h.pio.Register(barName(slot, bar), addr, uint64(size), fn.BARDevice(bar)); err != nil {
 		return false
 	}
 	d := &h.decoded[slot][bar]
 	d.base, d.on = addr, true
 	return true
 }
+
+// barName is the port bus's name for BAR bar of the function in slot,
+// however the BAR got its place (Add, the guest, Restore): overlap errors
+// and bus.Overlapping then say whose it is.
+func barName(slot, bar int) string { return fmt.Sprintf("pci 00:%02x.0 BAR%d", slot, bar) }
 
 // selected returns the function and register the address latch names.
 // Caller holds h.mu.

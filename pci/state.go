@@ -127,7 +127,7 @@ func (h *Host) Restore(s HostState) error {
 			if f.Decoding[b] && !d.on {
 				// checkState found the range free: an error is not
 				// reached, and would leave the BAR undecoded.
-				if h.pio.Register(fmt.Sprintf("pci BAR%d", b), nw, uint64(c.barSize[b]), fn.BARDevice(b)) == nil {
+				if h.pio.Register(barName(f.Device, b), nw, uint64(c.barSize[b]), fn.BARDevice(b)) == nil {
 					d.base, d.on = nw, true
 				}
 			}
