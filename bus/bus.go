@@ -128,7 +128,10 @@ func (b *Bus) Overlapping(base, size uint64) []Range {
 	defer b.mu.RUnlock()
 	var out []Range
 	for _, m := range b.ranges {
-		if base < m.base+m.size && m.base < base+size {
+		// m.base < base+size, said without base+size, which wraps for
+		// a query running past 2^64 (a registered range's end does not:
+		// register refuses it).
+		if base < m.base+m.size && (m.base < base || m.base-base < size) {
 			out = append(out, Range{Name: m.name, Base: m.base, Size: m.size})
 		}
 	}
@@ -160,7 +163,10 @@ func (b *Bus) find(addr uint64, n int) (mapping, int, bool) {
 		end := m.base + m.size
 		switch {
 		case addr < m.base:
-		case addr+uint64(n) <= end:
+		case uint64(n) <= end-addr:
+			// Not addr+n <= end: that wraps past 2^64 for an access
+			// near the top of the address space. The search gives
+			// addr < end.
 			return m, n, true
 		case m.clipped:
 			return m, int(end - addr), true
