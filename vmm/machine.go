@@ -573,25 +573,11 @@ func New(cfg Config) (m *Machine, err error) {
 	if err := checkMemoryMiB(cfg.MemoryMiB); err != nil {
 		return nil, err
 	}
-	// Before anything is opened: the PCI bus refused the device past its
-	// last slot only once every disk before it was open.
-	if err := checkDevices(len(cfg.Disks), cfg.Devices); err != nil {
-		return nil, err
-	}
-	if err := checkDiskSpecs(cfg.Disks); err != nil {
-		return nil, err
-	}
-	if err := checkWatchers(cfg); err != nil {
-		return nil, err
-	}
-	if m.readyAddrs, err = resolveReadyAddr(cfg.ReadyAddr); err != nil {
+	if err := m.checkConfig(&cfg); err != nil {
 		return nil, err
 	}
 	if cfg.Append == "" && !cfg.NoAppend {
 		cfg.Append = DefaultAppend
-	}
-	if cfg.KVMPath == "" {
-		cfg.KVMPath = defaultKVMPath
 	}
 	kernel, err := kernelImage(cfg)
 	if err != nil {
@@ -937,6 +923,31 @@ func guestMemorySize(mib int) (int, error) {
 			Hint: "give the VM less memory, or run a 64-bit build", Field: "MemoryMiB"}
 	}
 	return int(size), nil
+}
+
+// checkConfig makes the checks New and Restore share, before anything is
+// opened (the PCI bus refused the device past its last slot only once
+// every disk before it was open), sets m.readyAddrs from cfg.ReadyAddr,
+// and fills in cfg.KVMPath's default.
+func (m *Machine) checkConfig(cfg *Config) error {
+	if err := checkDevices(len(cfg.Disks), cfg.Devices); err != nil {
+		return err
+	}
+	if err := checkDiskSpecs(cfg.Disks); err != nil {
+		return err
+	}
+	if err := checkWatchers(*cfg); err != nil {
+		return err
+	}
+	addrs, err := resolveReadyAddr(cfg.ReadyAddr)
+	if err != nil {
+		return err
+	}
+	m.readyAddrs = addrs
+	if cfg.KVMPath == "" {
+		cfg.KVMPath = defaultKVMPath
+	}
+	return nil
 }
 
 // checkDevices refuses, before anything is opened, a nil entry in

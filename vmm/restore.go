@@ -141,20 +141,8 @@ func Restore(cfg Config, path string, opts ...RestoreOption) (m *Machine, err er
 			return nil, err
 		}
 	}
-	if err := checkDevices(len(cfg.Disks), cfg.Devices); err != nil {
+	if err := m.checkConfig(&cfg); err != nil {
 		return nil, err
-	}
-	if err := checkDiskSpecs(cfg.Disks); err != nil {
-		return nil, err
-	}
-	if err := checkWatchers(cfg); err != nil {
-		return nil, err
-	}
-	if m.readyAddrs, err = resolveReadyAddr(cfg.ReadyAddr); err != nil {
-		return nil, err
-	}
-	if cfg.KVMPath == "" {
-		cfg.KVMPath = defaultKVMPath
 	}
 	m.cfg = cfg.unloaded()
 	p := o.prepared
