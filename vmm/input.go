@@ -212,6 +212,22 @@ func (p *inputPump) space() int {
 	}
 }
 
+// room waits until the bytes held from an earlier read are fed to the
+// guest, then for the UART's room (space), and returns how many bytes the
+// next read may take: 0 when the pump ends while it waits. pollFile and
+// readLoop start each round with it.
+func (p *inputPump) room() int {
+	for {
+		held, _, wait := p.feedHeld()
+		if held == 0 {
+			return p.space()
+		}
+		if p.sleep(wait) {
+			return 0
+		}
+	}
+}
+
 // sleep waits for the UART's room as RXWait said: until wait has passed
 // (the line's next byte is due; inputLineWait at least), or with a
 // negative wait until the guest makes room (roomFreed), or until the pump
@@ -265,13 +281,7 @@ func (p *inputPump) roomFreed() {
 func (p *inputPump) pollFile(fd int) {
 	buf := make([]byte, inputChunk)
 	for {
-		if held, _, wait := p.feedHeld(); held > 0 {
-			if p.sleep(wait) {
-				return
-			}
-			continue
-		}
-		k := p.space()
+		k := p.room()
 		if k == 0 {
 			return
 		}
@@ -510,13 +520,7 @@ func (p *inputPump) readReady(fd int, b []byte) (int, error) {
 func (p *inputPump) readLoop() {
 	buf := make([]byte, inputChunk)
 	for {
-		if held, _, wait := p.feedHeld(); held > 0 {
-			if p.sleep(wait) {
-				return
-			}
-			continue
-		}
-		k := p.space()
+		k := p.room()
 		if k == 0 {
 			return
 		}
