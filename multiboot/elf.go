@@ -1,6 +1,7 @@
 package multiboot
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -27,7 +28,7 @@ func parseELF(r io.ReaderAt, size uint64) (*image, elfHeader, error) {
 	var eh elfHeader
 	h, err := bootelf.ReadHeader(r, size)
 	if err != nil {
-		if errorsIsNotELF(err) {
+		if errors.Is(err, ErrNotELF) {
 			return nil, eh, fmt.Errorf("%w, and the multiboot header lacks flag 16 (a.out kludge)", err)
 		}
 		return nil, eh, err

@@ -1,7 +1,6 @@
 package multiboot
 
 import (
-	"errors"
 	"io"
 
 	"github.com/smolvmm/smolvmm/internal/bootelf"
@@ -63,6 +62,3 @@ func readFull(r io.ReaderAt, p []byte, off uint64, what string) error {
 
 // inFile checks that [off, off+n) lies within a file of size bytes.
 func inFile(off, n, size uint64, what string) error { return bootelf.InFile(off, n, size, what) }
-
-// errorsIsNotELF reports whether err says the file is not ELF at all.
-func errorsIsNotELF(err error) bool { return errors.Is(err, bootelf.ErrNotELF) }
