@@ -278,6 +278,3 @@ func installTrapHandler() error {
 // entry).
 var _ [16 - unsafe.Sizeof(trapMsg{})]struct{}
 var _ [unsafe.Sizeof(trapMsg{}) - 16]struct{}
-
-// supported is true where Install works.
-const supported = true
