@@ -177,3 +177,7 @@ func TestVersionLess(t *testing.T) {
 		t.Errorf("versionsIn = %q, want %q", got, want)
 	}
 }
+
+// parseIndex extracts relative subdirectory links ("9.3/", "i386/") from an
+// HTML directory listing of no known URL (parseIndexAt's).
+func parseIndex(page string) []string { return parseIndexAt(page, "") }

@@ -34,13 +34,10 @@ func (r *release) listDirs(ctx context.Context, url string) []string {
 	return parseIndexAt(string(page), url)
 }
 
-// parseIndex extracts relative subdirectory links ("9.3/", "i386/") from an
-// HTML directory listing.
-func parseIndex(page string) []string { return parseIndexAt(page, "") }
-
-// parseIndexAt is parseIndex for a page fetched from pageURL: links written
-// as absolute paths or URLs ("/pub/NetBSD/NetBSD-9.3/") also count when
-// they name a direct subdirectory of the page.
+// parseIndexAt extracts the subdirectory links ("9.3/", "i386/") from an
+// HTML directory listing fetched from pageURL: relative ones, and those
+// written as absolute paths or URLs ("/pub/NetBSD/NetBSD-9.3/") that name
+// a direct subdirectory of the page.
 func parseIndexAt(page, pageURL string) []string {
 	base, _ := url.Parse(pageURL)
 	seen := map[string]bool{}

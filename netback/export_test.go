@@ -2,6 +2,7 @@ package netback
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -292,4 +293,43 @@ func HubDialPorts(h *Hub) []uint16 {
 		ports = append(ports, id.RemotePort)
 	}
 	return ports
+}
+
+// query asks the nameservers (forward) for name's records of type qtype
+// and returns those answered. A name that does not exist is
+// errNoSuchHost.
+func (r *hostResolver) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(name), qtype)
+	in, err := r.forward(ctx, q)
+	switch {
+	case err != nil:
+		return nil, err
+	case in.Rcode == dns.RcodeNameError:
+		return nil, fmt.Errorf("%s: %w", name, errNoSuchHost)
+	}
+	return in.Answer, nil
+}
+
+// count is how many connections of uid are counted, and of all users.
+func (s *pendingSet) count(uid int) (n, total int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n[uid], s.total
+}
+
+// expireUDP ends up to k UDP flows of guest as their idle timers would,
+// for the tests.
+func (n *nat) expireUDP(guest netip.Addr, k int) {
+	var fs []*udpFlow
+	n.mu.Lock()
+	for f, c := range n.flows {
+		if c.addr == guest && len(fs) < k {
+			fs = append(fs, f)
+		}
+	}
+	n.mu.Unlock()
+	for _, f := range fs {
+		f.close()
+	}
 }

@@ -639,22 +639,6 @@ func (r *hostConf) ask(ctx context.Context, q *dns.Msg, server string) (*dns.Msg
 	return in, err
 }
 
-// query asks the nameservers (forward) for name's records of type qtype
-// and returns those answered. A name that does not exist is
-// errNoSuchHost.
-func (r *hostResolver) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
-	q := new(dns.Msg)
-	q.SetQuestion(dns.Fqdn(name), qtype)
-	in, err := r.forward(ctx, q)
-	switch {
-	case err != nil:
-		return nil, err
-	case in.Rcode == dns.RcodeNameError:
-		return nil, fmt.Errorf("%s: %w", name, errNoSuchHost)
-	}
-	return in.Answer, nil
-}
-
 // exchange asks server q over network. The end of ctx ends it (the
 // client library heeds it for the dial only): the gateway's closing does
 // not wait for a nameserver's timeout.

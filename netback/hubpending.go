@@ -82,13 +82,6 @@ func (s *pendingSet) done(uid int) {
 	s.total--
 }
 
-// count is how many connections of uid are counted, and of all users.
-func (s *pendingSet) count(uid int) (n, total int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.n[uid], s.total
-}
-
 // admitPending counts c, just accepted, as pending for its user, or
 // refuses it at once, saying why to the VM if it can without waiting
 // (written into an empty socket buffer; a process that says nothing

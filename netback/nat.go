@@ -1067,22 +1067,6 @@ func (n *nat) stats() natStats {
 		refusedTCP: n.refusedTCP.Load(), refusedUDP: n.refusedUDP.Load(), heldTCP: n.heldTCP.Load()}
 }
 
-// expireUDP ends up to k UDP flows of guest as their idle timers would,
-// for the tests.
-func (n *nat) expireUDP(guest netip.Addr, k int) {
-	var fs []*udpFlow
-	n.mu.Lock()
-	for f, c := range n.flows {
-		if c.addr == guest && len(fs) < k {
-			fs = append(fs, f)
-		}
-	}
-	n.mu.Unlock()
-	for _, f := range fs {
-		f.close()
-	}
-}
-
 // stop refuses new relays, ends the dials in progress and closes both
 // sides of every relay, so that their goroutines end.
 func (n *nat) stop() error {
