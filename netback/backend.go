@@ -132,31 +132,44 @@ type Stats struct {
 	// Unsent counts frames from the guest discarded because the backend
 	// had nowhere to send them (a shared network's hub was away).
 	Unsent uint64
+	// GatewayStats are the counters of the network's gateway: its
+	// forwards, its NAT and its DNS server.
+	GatewayStats
+}
+
+// GatewayStats counts what the gateway of a user network did for its
+// VMs: the one guest's of a User (Stats), every VM's of a Hub (HubStats).
+// Each VM has bounds of its own; each user's VMs on a hub share a budget
+// sized from the process's RLIMIT_NOFILE, as do all its VMs.
+type GatewayStats struct {
 	// ForwardsPending is the number of host connections of the TCP port
-	// forwards waiting for the guest to accept, now; ForwardsRefused
-	// counts those closed at once because too many were waiting.
+	// forwards waiting for their guest to accept, now; ForwardsRefused
+	// counts those closed at once because too many were waiting (for
+	// that forward or that VM).
 	ForwardsPending, ForwardsRefused uint64
 	// ForwardFlows is the number of client flows of the UDP port
 	// forwards, now; ForwardFlowsRefused counts the datagrams of new
-	// clients dropped because the forward or the VM had its most flows.
+	// clients dropped because the forward or its VM had its most flows.
 	ForwardFlows, ForwardFlowsRefused uint64
-	// NATConns and NATFlows are the guest's TCP connections and UDP
+	// NATConns and NATFlows are the guests' TCP connections and UDP
 	// flows relayed to the host now; NATRefusedConns and NATRefusedFlows
-	// count those refused because the guest had its most already (a
-	// TCP SYN reset; a new flow's datagram dropped).
+	// count those refused because their VM had its most already, or
+	// its user's VMs or all VMs had (a TCP SYN reset; a new flow's
+	// datagram dropped).
 	NATConns, NATFlows, NATRefusedConns, NATRefusedFlows uint64
-	// NATHeldConns counts the guest's TCP connections whose SYN was held
+	// NATHeldConns counts the guests' TCP connections whose SYN was held
 	// back (dropped, for the guest to send again) while too many of its
-	// connections were being dialled, or waited for it to finish their
-	// handshake, once each: delayed, not refused, so not counted by
-	// Lost.
+	// VM's connections were being dialled, or waited for it to finish
+	// their handshake, once each: delayed, not refused, so not counted
+	// by Stats.Lost.
 	NATHeldConns uint64
-	// DNSRefused counts the guest's DNS queries answered SERVFAIL at
-	// once because too many were being asked of the host's nameservers.
+	// DNSRefused counts the guests' DNS queries answered SERVFAIL at
+	// once because too many were being asked of the host's nameservers,
+	// for all VMs or for that VM.
 	DNSRefused uint64
-	// DNSConns is the guest's DNS-over-TCP connections to the network
-	// open now; DNSRefusedConns counts those reset at once because the
-	// guest had its most open already.
+	// DNSConns is the guests' DNS-over-TCP connections to the network
+	// open now; DNSRefusedConns counts those reset at once because their
+	// VM had its most open already.
 	DNSConns, DNSRefusedConns uint64
 }
 

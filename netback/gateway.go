@@ -191,3 +191,23 @@ func (g *gateway) close() error {
 	})
 	return g.closeErr
 }
+
+// stats returns the gateway's counters, with those of the forwards
+// counted in fwd (a User's, or a hub's for all its VMs).
+func (g *gateway) stats(fwd *forwardCounts) GatewayStats {
+	ns := g.nat.stats()
+	return GatewayStats{
+		ForwardsPending:     uint64(fwd.pending.Load()),
+		ForwardsRefused:     fwd.refused.Load(),
+		ForwardFlows:        uint64(fwd.flows.Load()),
+		ForwardFlowsRefused: fwd.flowsRefused.Load(),
+		NATConns:            ns.tcp,
+		NATFlows:            ns.udp,
+		NATRefusedConns:     ns.refusedTCP,
+		NATRefusedFlows:     ns.refusedUDP,
+		NATHeldConns:        ns.heldTCP,
+		DNSRefused:          g.resolver.refused.Load(),
+		DNSConns:            uint64(g.dnsConns.total.Load()),
+		DNSRefusedConns:     g.dnsConnsRefused.Load(),
+	}
+}

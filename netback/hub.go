@@ -302,35 +302,9 @@ type HubStats struct {
 	// Limited counts broadcast and multicast frames from a VM beyond its
 	// flood limit: the gateway got them, the other VMs did not.
 	Limited uint64
-	// ForwardsPending is the number of host connections of the VMs' TCP
-	// port forwards waiting for their guest to accept, now;
-	// ForwardsRefused counts those closed at once because too many were
-	// waiting (for that forward or that VM).
-	ForwardsPending, ForwardsRefused uint64
-	// ForwardFlows is the number of client flows of the VMs' UDP port
-	// forwards, now; ForwardFlowsRefused counts the datagrams of new
-	// clients dropped because the forward or its VM had its most flows.
-	ForwardFlows, ForwardFlowsRefused uint64
-	// NATConns and NATFlows are the VMs' TCP connections and UDP flows
-	// relayed to the host now; NATRefusedConns and NATRefusedFlows count
-	// those refused because their VM had its most already, or its user's
-	// VMs or all VMs had (a TCP SYN reset; a new flow's datagram
-	// dropped). Each VM has bounds of its own; each user's VMs share a
-	// budget sized from the process's RLIMIT_NOFILE, as do all VMs.
-	NATConns, NATFlows, NATRefusedConns, NATRefusedFlows uint64
-	// NATHeldConns counts the VMs' TCP connections whose SYN was held
-	// back (dropped, for the VM to send again) while too many of its
-	// connections were being dialled, or waited for it to finish their
-	// handshake, once each.
-	NATHeldConns uint64
-	// DNSRefused counts the VMs' DNS queries answered SERVFAIL at once
-	// because too many were being asked of the host's nameservers, for
-	// all VMs or for that VM.
-	DNSRefused uint64
-	// DNSConns is the VMs' DNS-over-TCP connections to the network open
-	// now; DNSRefusedConns counts those reset at once because their VM
-	// had its most open already.
-	DNSConns, DNSRefusedConns uint64
+	// GatewayStats are the counters of the network's gateway, for all
+	// its VMs.
+	GatewayStats
 }
 
 // NewHub starts a shared network listening on cfg.Socket. A socket file
@@ -570,13 +544,8 @@ func (h *Hub) Stats() HubStats {
 	h.mu.RLock()
 	n := len(h.ports)
 	h.mu.RUnlock()
-	ns := h.gw.nat.stats()
 	return HubStats{VMs: n, Switched: h.switched.Load(), Dropped: h.dropped.Load(), Spoofed: h.spoofed.Load(), Limited: h.limited.Load(),
-		ForwardsPending: uint64(h.fwd.pending.Load()), ForwardsRefused: h.fwd.refused.Load(),
-		ForwardFlows: uint64(h.fwd.flows.Load()), ForwardFlowsRefused: h.fwd.flowsRefused.Load(),
-		NATConns: ns.tcp, NATFlows: ns.udp, NATRefusedConns: ns.refusedTCP, NATRefusedFlows: ns.refusedUDP, NATHeldConns: ns.heldTCP,
-		DNSRefused: h.gw.resolver.refused.Load(),
-		DNSConns:   uint64(h.gw.dnsConns.total.Load()), DNSRefusedConns: h.gw.dnsConnsRefused.Load()}
+		GatewayStats: h.gw.stats(&h.fwd)}
 }
 
 // Changed receives after VMs joined or left, and after the lease file

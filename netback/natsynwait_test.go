@@ -37,7 +37,7 @@ func TestNATManyConnectionsAtOnce(t *testing.T) {
 		g, _ := joinGuest(t, h, testMAC(1))
 		return g, func() netback.Stats {
 			s := h.Stats()
-			return netback.Stats{NATConns: s.NATConns, NATRefusedConns: s.NATRefusedConns, NATHeldConns: s.NATHeldConns}
+			return netback.Stats{GatewayStats: s.GatewayStats}
 		}
 	}
 	tests := []struct {

@@ -156,21 +156,11 @@ func (u *User) WriteFrame(frame []byte) error {
 
 // Stats implements StatsReporter.
 func (u *User) Stats() Stats {
-	ns := u.gw.nat.stats()
 	return Stats{
-		ToGuest:   u.toGuest.pushed.Load(),
-		FromGuest: u.gw.in.pushed.Load(),
-		Dropped:   u.toGuest.dropped.Load(),
-
-		ForwardsPending: uint64(u.fwd.pending.Load()),
-		ForwardsRefused: u.fwd.refused.Load(),
-
-		ForwardFlows:        uint64(u.fwd.flows.Load()),
-		ForwardFlowsRefused: u.fwd.flowsRefused.Load(),
-
-		NATConns: ns.tcp, NATFlows: ns.udp, NATRefusedConns: ns.refusedTCP, NATRefusedFlows: ns.refusedUDP, NATHeldConns: ns.heldTCP,
-		DNSRefused: u.gw.resolver.refused.Load(),
-		DNSConns:   uint64(u.gw.dnsConns.total.Load()), DNSRefusedConns: u.gw.dnsConnsRefused.Load(),
+		ToGuest:      u.toGuest.pushed.Load(),
+		FromGuest:    u.gw.in.pushed.Load(),
+		Dropped:      u.toGuest.dropped.Load(),
+		GatewayStats: u.gw.stats(&u.fwd),
 	}
 }
 
