@@ -830,34 +830,17 @@ func describeSnapshotNet(n snapshot.Network) string {
 	return fmt.Sprintf("a %v network whose name the snapshot records only as a digest (a name or socket path over %d bytes)", n.Kind, snapshot.MaxNetName)
 }
 
-// recordedNetName is the name a snapshot records of the network spec
-// names (user:NAME, tap:NAME): a shared network's socket path made
-// absolute, so that a restore from another directory names the same.
-func recordedNetName(spec string) string {
-	kind, name, _ := strings.Cut(spec, ":")
-	if kind == "user" && strings.ContainsRune(name, '/') {
-		if abs, err := filepath.Abs(name); err == nil {
-			return abs
-		}
-	}
-	return name
-}
-
 // sameSnapshotNet reports whether the --net value spec is the network n
 // records (true when n records none: nothing to compare).
 func sameSnapshotNet(n snapshot.Network, spec string) bool {
-	kind, _, hasName := strings.Cut(spec, ":")
-	switch n.Kind {
-	case snapshot.NetUnknown:
+	if n.Kind == snapshot.NetUnknown {
 		return true
-	case snapshot.NetUser:
-		return spec == "user"
-	case snapshot.NetShared:
-		return kind == "user" && hasName && n.HasName(recordedNetName(spec))
-	case snapshot.NetTap:
-		return kind == "tap" && n.HasName(recordedNetName(spec))
 	}
-	return false
+	r, ok := netback.NetworkRecord(spec)
+	if !ok || r.Kind != n.Kind {
+		return false
+	}
+	return n.Kind == snapshot.NetUser || n.HasName(r.Name)
 }
 
 // restoreNetWarning says what becomes of a guest restored onto spec, a
@@ -991,55 +974,14 @@ func restoreNetMAC(c *cli.Context, nc *netConfig) error {
 // snapshotNetwork returns what the snapshots of the VM cfg describes
 // record of its network (vmm.Config.SnapshotNetwork): --net's, spec,
 // with the address the network leased the card's MAC where this process
-// knows it (its own user network leases one, a shared one says which on
-// joining, late for a restore's: asked at each snapshot); nil without a
-// card.
+// knows it (netback.SnapshotNetwork); nil without a card.
 func snapshotNetwork(spec string, cfg *vmm.Config) func() snapshot.Network {
-	kind, _, _ := strings.Cut(spec, ":")
-	var n snapshot.Network
-	switch {
-	case !hasNIC(*cfg):
-		return nil
-	case spec == "user":
-		n = snapshot.Network{Kind: snapshot.NetUser, Addr: netback.UserGuest}
-	case kind == "user":
-		n = snapshot.Network{Kind: snapshot.NetShared, Name: recordedNetName(spec)}
-	case kind == "tap":
-		n = snapshot.Network{Kind: snapshot.NetTap, Name: recordedNetName(spec)}
-	default:
-		return nil
-	}
-	var b vnet.Backend
 	for _, d := range cfg.Devices {
 		if nic, ok := d.(*vnet.Device); ok {
-			b = nic.Backend()
-			break
+			return netback.SnapshotNetwork(spec, nic.Backend())
 		}
 	}
-	return func() snapshot.Network {
-		m := n
-		if a, ok := leasedAddr(b); ok && n.Kind == snapshot.NetShared {
-			m.Addr = a
-		}
-		return m
-	}
-}
-
-// leasedAddr is the address a shared network's backend b was leased at
-// its last join, if it has joined.
-func leasedAddr(b vnet.Backend) (netip.Addr, bool) {
-	if l, ok := b.(*lateBackend); ok { // latejoin.go: a restore's
-		l.mu.Lock()
-		joined := l.b
-		l.mu.Unlock()
-		return leasedAddr(joined)
-	}
-	j, ok := b.(interface{ Addr() netip.Addr }) // *netback.Joined
-	if !ok {
-		return netip.Addr{}, false
-	}
-	a := j.Addr()
-	return a, a.Is4() && !a.IsUnspecified()
+	return nil
 }
 
 // hasNIC reports whether cfg has a network card (attachNIC's).
