@@ -298,8 +298,8 @@ func TestRunParallelUnderProcessLimit(t *testing.T) {
 		t.Errorf("started %d, failed %d of %d (%d results): want not all started (%d threads a VM under a limit of %d)", res.Started, res.Failed, n, len(res.VMs), threads, limit)
 	}
 	for _, v := range res.VMs {
-		if !v.Started() && !strings.Contains(v.Error, "no more processes: a task limit is reached") {
-			t.Errorf("vm %d failed, not for the process limit: %s", v.Index, v.Error)
+		if !v.Started() && (!strings.Contains(v.Error, "no more processes: a task limit is reached") || v.Limit != LimitTasks) {
+			t.Errorf("vm %d failed, not for the process limit: %s (limit %q)", v.Index, v.Error, v.Limit)
 		}
 	}
 	t.Logf("started %d, failed %d; vm 0: %q; vm %d: %q", res.Started, res.Failed, res.VMs[0].Error, n-1, res.VMs[n-1].Error)
@@ -663,20 +663,22 @@ func TestCgroupPids(t *testing.T) {
 
 // A VM whose process the kernel would not create says which limits that
 // can be.
-func TestStartAdvice(t *testing.T) {
+func TestStartLimitFact(t *testing.T) {
 	tests := []struct {
-		err  error
-		want string
+		err   error
+		limit Limit
+		want  string
 	}{
-		{&os.PathError{Op: "fork/exec", Path: "/x", Err: syscall.EAGAIN},
+		{&os.PathError{Op: "fork/exec", Path: "/x", Err: syscall.EAGAIN}, LimitTasks,
 			" (no more processes: a task limit is reached: RLIMIT_NPROC, kernel.threads-max, kernel.pid_max or a cgroup's pids.max)"},
-		{&os.PathError{Op: "fork/exec", Path: "/x", Err: syscall.EMFILE}, " (out of file descriptors: RLIMIT_NOFILE is "},
-		{&os.PathError{Op: "fork/exec", Path: "/x", Err: syscall.ENOMEM}, ""},
-		{&os.PathError{Op: "fork/exec", Path: "/x", Err: syscall.ENOENT}, ""},
+		{&os.PathError{Op: "fork/exec", Path: "/x", Err: syscall.EMFILE}, LimitFileDescriptors, " (out of file descriptors: RLIMIT_NOFILE is "},
+		{&os.PathError{Op: "fork/exec", Path: "/x", Err: syscall.ENOMEM}, LimitMemory, ""},
+		{&os.PathError{Op: "fork/exec", Path: "/x", Err: syscall.ENOENT}, "", ""},
 	}
 	for _, tt := range tests {
-		if got := startAdvice(tt.err); !strings.HasPrefix(got, tt.want) || (tt.want == "") != (got == "") {
-			t.Errorf("%v: %q, want %q", tt.err, got, tt.want)
+		l := startLimit(tt.err)
+		if got := limitFact(l); l != tt.limit || !strings.HasPrefix(got, tt.want) || (tt.want == "") != (got == "") {
+			t.Errorf("%v: %q, %q, want %q, %q", tt.err, l, got, tt.limit, tt.want)
 		}
 	}
 }

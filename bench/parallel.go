@@ -179,7 +179,7 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 			default:
 			}
 			if noTask != nil {
-				v.fail(noTask)
+				v.fail(noTask, LimitTasks)
 				v.settle()
 				continue
 			}
@@ -188,8 +188,8 @@ func RunParallel(ctx context.Context, t Target, o ParallelOptions) (*ParallelRes
 				vt.Args = append(append([]string(nil), t.Args...), o.VMArgs(v.index)...)
 			}
 			if !v.start(vt, dir) {
-				if errors.Is(v.err, syscall.EAGAIN) {
-					noTask = fmt.Errorf("not started: VM %d could not be created%s", v.index, startAdvice(v.err))
+				if v.limit == LimitTasks {
+					noTask = notCreated(v.index)
 				}
 				v.settle()
 				continue
@@ -405,33 +405,79 @@ func readNetworkMemory(pid int, vms func() (int, error)) (*NetworkMemory, error)
 	return m, nil
 }
 
-// fdAdvice explains an error of starting a process when the bench has run
-// out of file descriptors: EMFILE, or EBADF from the child, which cannot
-// move its descriptors into place past the limit.
-func fdAdvice(err error) string {
-	if !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) && !errors.Is(err, syscall.EBADF) {
-		return ""
+// fdLimit is the limit an error of the bench's own pipe or socket, made
+// to start a VM, says is reached: file descriptors (EMFILE, ENFILE, or
+// EBADF from the child, which cannot move its descriptors into place
+// past the limit) or memory (ENOMEM); "" for any other error.
+func fdLimit(err error) Limit {
+	switch {
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE), errors.Is(err, syscall.EBADF):
+		return LimitFileDescriptors
+	case errors.Is(err, syscall.ENOMEM):
+		return LimitMemory
 	}
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) != nil {
-		return " (out of file descriptors?)"
+	return ""
+}
+
+// startLimit is fdLimit for an error of starting a process, whose EAGAIN
+// is fork's: no more tasks.
+func startLimit(err error) Limit {
+	if errors.Is(err, syscall.EAGAIN) {
+		return LimitTasks
 	}
-	return fmt.Sprintf(" (out of file descriptors: RLIMIT_NOFILE is %d)", lim.Cur)
+	return fdLimit(err)
+}
+
+// limitFact is what an error for want of l leaves unsaid: the limit of
+// file descriptors, or which task limits can be the one reached. ENOMEM
+// says itself that memory ran out.
+func limitFact(l Limit) string {
+	switch l {
+	case LimitFileDescriptors:
+		var lim syscall.Rlimit
+		if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) != nil {
+			return " (out of file descriptors)"
+		}
+		return fmt.Sprintf(" (out of file descriptors: RLIMIT_NOFILE is %d)", lim.Cur)
+	case LimitTasks:
+		return " (no more processes: a task limit is reached: RLIMIT_NPROC, kernel.threads-max, kernel.pid_max or a cgroup's pids.max)"
+	}
+	return ""
+}
+
+// startError is err, of the bench's own pipe, socket or fork (what
+// names it; "" for none) in starting a VM, with the fact of l, the limit
+// it says is reached.
+func startError(what string, err error, l Limit) error {
+	if what != "" {
+		what += ": "
+	}
+	return fmt.Errorf("%s%w%s", what, err, limitFact(l))
+}
+
+// notCreated is the error of the VMs after VM index, which the kernel
+// would not create as a process: they are not tried.
+func notCreated(index int) error {
+	return fmt.Errorf("not started: VM %d could not be created%s", index, limitFact(LimitTasks))
+}
+
+// stderrLimit is the limit a VM's standard error says it found reached:
+// its runtime could create no thread (a task limit), or an errno of
+// ENOMEM; "" for any other. The VM is another process: its errors come
+// as text.
+func stderrLimit(s string) Limit {
+	switch {
+	case strings.Contains(s, "failed to create new OS thread") || strings.Contains(s, "pthread_create failed"):
+		return LimitTasks
+	case strings.Contains(s, syscall.ENOMEM.Error()):
+		return LimitMemory
+	}
+	return ""
 }
 
 // networkSettleAfter is time.After, for RunParallel's wait before it reads
 // the network's memory; tests replace it.
 var networkSettleAfter = time.After
-
-// startAdvice explains an error of starting a process: out of file
-// descriptors (fdAdvice), or of tasks (fork's EAGAIN). Out of memory
-// (ENOMEM) says so itself.
-func startAdvice(err error) string {
-	if errors.Is(err, syscall.EAGAIN) {
-		return " (no more processes: a task limit is reached: RLIMIT_NPROC, kernel.threads-max, kernel.pid_max or a cgroup's pids.max)"
-	}
-	return fdAdvice(err)
-}
 
 // parallelVM is one VM of RunParallel, shared by its goroutines.
 type parallelVM struct {
@@ -480,6 +526,7 @@ type parallelVM struct {
 	// Target.ReportFlag): it says whether the guest chose the status.
 	report string
 	err    error
+	limit  Limit // the host resource err says ran out ("": none)
 	mem    *VMMemory
 	memErr error
 	// end is how the process ended, unless the bench could not start
@@ -509,7 +556,8 @@ func (v *parallelVM) start(t Target, dir string) bool {
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		v.fail(fmt.Errorf("console pipe: %w%s", err, fdAdvice(err)))
+		l := fdLimit(err)
+		v.fail(startError("console pipe", err, l), l)
 		return false
 	}
 	cmd := exec.Command(t.Path, args...)
@@ -522,7 +570,8 @@ func (v *parallelVM) start(t Target, dir string) bool {
 	if err != nil {
 		r.Close()
 		w.Close()
-		v.fail(fmt.Errorf("%w%s", err, fdAdvice(err)))
+		l := fdLimit(err)
+		v.fail(startError("", err, l), l)
 		return false
 	}
 	v.vmmSettled = sp
@@ -538,7 +587,8 @@ func (v *parallelVM) start(t Target, dir string) bool {
 			if sp != nil {
 				sp.close(false)
 			}
-			v.fail(fmt.Errorf("ready pipe: %w%s", err, fdAdvice(err)))
+			l := fdLimit(err)
+			v.fail(startError("ready pipe", err, l), l)
 			return false
 		}
 		cmd.ExtraFiles = append(cmd.ExtraFiles, readyOut)
@@ -569,7 +619,8 @@ func (v *parallelVM) start(t Target, dir string) bool {
 			v.readyIn.Close()
 			v.readyIn = nil
 		}
-		v.fail(fmt.Errorf("start: %w%s", err, startAdvice(err)))
+		l := startLimit(err)
+		v.fail(startError("start", err, l), l)
 		return false
 	}
 	v.console = r
@@ -659,11 +710,13 @@ func (v *parallelVM) endOf(waitErr error) *vmEnd {
 }
 
 // endError says why a VM that ended by itself did not start: how it
-// ended, when (what), and its standard error's tail; oomKills says
-// whether the OOM killer killed a process of the bench's memory cgroup
-// meanwhile (nil: not known).
-func (v *parallelVM) endError(what string, oomKills *bool) string {
+// ended, when (what), and its standard error's tail; and the host
+// resource that says ran out ("": none). oomKills says whether the OOM
+// killer killed a process of the bench's memory cgroup meanwhile (nil:
+// not known).
+func (v *parallelVM) endError(what string, oomKills *bool) (string, Limit) {
 	status := "exited"
+	var limit Limit
 	if v.end != nil {
 		status = v.end.status
 		if v.end.sigkill {
@@ -674,8 +727,10 @@ func (v *parallelVM) endError(what string, oomKills *bool) string {
 			switch {
 			case oomKills == nil:
 				status = "killed by SIGKILL from outside the bench (most likely the kernel's OOM killer, which takes VMs first)"
+				limit = LimitMemory
 			case *oomKills:
 				status = "killed by the kernel's OOM killer"
+				limit = LimitMemory
 			default:
 				status = "killed by SIGKILL from another process (not the OOM killer: the bench's memory cgroup counted no kill)"
 			}
@@ -683,17 +738,21 @@ func (v *parallelVM) endError(what string, oomKills *bool) string {
 	}
 	msg := fmt.Sprintf("%s %s", status, what)
 	if v.stderr == nil {
-		return msg
+		return msg, limit
 	}
 	if s := v.stderr.String(); s != "" {
 		msg += ": " + s
 		// A VMM whose runtime found no thread to create: the same task
 		// limits as a process that could not be created.
-		if strings.Contains(s, "failed to create new OS thread") || strings.Contains(s, "pthread_create failed") {
-			msg += startAdvice(syscall.EAGAIN)
+		sl := stderrLimit(s)
+		if sl == LimitTasks {
+			msg += limitFact(LimitTasks)
+		}
+		if limit == "" {
+			limit = sl
 		}
 	}
-	return msg
+	return msg, limit
 }
 
 // vmOOMScoreAdj is the oom_score_adj of each VM of RunParallel: the most,
@@ -739,9 +798,11 @@ func awaitExit(f *os.File) {
 	})
 }
 
-func (v *parallelVM) fail(err error) {
+// fail keeps why the VM did not start, and the host resource that says
+// ran out ("": none).
+func (v *parallelVM) fail(err error, l Limit) {
 	v.mu.Lock()
-	v.err = err
+	v.err, v.limit = err, l
 	v.mu.Unlock()
 }
 
@@ -964,13 +1025,13 @@ func (v *parallelVM) result(t0 int64, timeout time.Duration) VM {
 			r.MemoryError = v.memErr.Error()
 		}
 	case v.err != nil:
-		r.Error = v.err.Error()
+		r.Error, r.Limit = v.err.Error(), v.limit
 	case v.ready != 0 && v.first == 0:
-		r.Error = v.endError(endedAfterReport, v.oomKills)
+		r.Error, r.Limit = v.endError(endedAfterReport, v.oomKills)
 	case v.ready != 0:
-		r.Error = v.endError(endedAfterReady, v.oomKills)
+		r.Error, r.Limit = v.endError(endedAfterReady, v.oomKills)
 	case v.endWhat != "":
-		r.Error = v.endError(v.endWhat, v.oomKills)
+		r.Error, r.Limit = v.endError(v.endWhat, v.oomKills)
 	default:
 		r.Error = fmt.Sprintf("not started within %v", timeout)
 		if v.stderr == nil {
@@ -978,6 +1039,7 @@ func (v *parallelVM) result(t0 int64, timeout time.Duration) VM {
 		}
 		if s := v.stderr.String(); s != "" {
 			r.Error += ": " + s
+			r.Limit = stderrLimit(s)
 		}
 	}
 	return r

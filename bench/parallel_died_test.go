@@ -10,17 +10,18 @@ import (
 
 // A VM that printed its first console byte but ended by itself before the
 // bench measured it did not run with the others: it failed, saying how it
-// ended and why (its standard error, with the advice for it), and the
+// ended and why (its standard error, with the limit it found), and the
 // text, JSON and SVG count it so.
 func TestRunParallelDiedAfterFirstByte(t *testing.T) {
 	tests := []struct {
 		mode     string
 		want     string // the VM's error
 		wantHint string // in the VM's error too, after its standard error
+		limit    Limit
 	}{
-		{"crash", "exit status 2 after its first console byte, before the bench measured it: the guest crashed: triple fault", ""},
+		{"crash", "exit status 2 after its first console byte, before the bench measured it: the guest crashed: triple fault", "", ""},
 		{"threadfail", "exit status 2 after its first console byte, before the bench measured it: runtime: failed to create new OS thread (have 7 already; errno=11); fatal error: newosproc",
-			"(no more processes: a task limit is reached"},
+			"(no more processes: a task limit is reached", LimitTasks},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
@@ -40,6 +41,9 @@ func TestRunParallelDiedAfterFirstByte(t *testing.T) {
 			if !strings.HasPrefix(v.Error, tt.want) || !strings.Contains(v.Error[len(tt.want):], tt.wantHint) {
 				t.Errorf("error %q, want %q then %q", v.Error, tt.want, tt.wantHint)
 			}
+			if v.Limit != tt.limit {
+				t.Errorf("limit %q, want %q", v.Limit, tt.limit)
+			}
 			if v.FirstOutputMS <= 0 {
 				t.Errorf("first output %.3f ms, want its byte's time", v.FirstOutputMS)
 			}
@@ -51,7 +55,7 @@ func TestRunParallelDiedAfterFirstByte(t *testing.T) {
 			if err != nil {
 				t.Fatalf("own JSON does not read back: %v", err)
 			}
-			if back.Started != 0 || back.Failed != 1 || back.VMs[0].Error != v.Error {
+			if back.Started != 0 || back.Failed != 1 || back.VMs[0].Error != v.Error || back.VMs[0].Limit != v.Limit {
 				t.Errorf("JSON: started %d failed %d, vm %+v", back.Started, back.Failed, back.VMs[0])
 			}
 			var text bytes.Buffer

@@ -85,7 +85,7 @@ func TestParallelVMKilledMessage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			v := &parallelVM{end: tt.end, stderr: &tailBuffer{max: 512}}
 			v.stderr.Write([]byte("x"))
-			if got := v.endError("before its first console byte", tt.oomKills); got != tt.want {
+			if got, _ := v.endError("before its first console byte", tt.oomKills); got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
@@ -221,7 +221,7 @@ func TestRunParallelOOMKilled(t *testing.T) {
 		t.Fatalf("bench's results: %v: %s", err, out)
 	}
 	const want = "killed by the kernel's OOM killer before its first console byte"
-	if res.Started != 0 || res.Failed != 1 || len(res.VMs) != 1 || res.VMs[0].Error != want {
+	if res.Started != 0 || res.Failed != 1 || len(res.VMs) != 1 || res.VMs[0].Error != want || res.VMs[0].Limit != LimitMemory {
 		t.Errorf("started %d failed %d, vms %+v; want the VM failed: %s", res.Started, res.Failed, res.VMs, want)
 	}
 }

@@ -105,11 +105,34 @@ type VM struct {
 	// ("exit status 2 after its first console byte, before the bench
 	// measured it: " and its standard error).
 	Error string `json:"error,omitempty"`
+	// Limit names the host resource the VM found used up, when the
+	// bench knows it (from an errno, the OOM killer's kill, or the VM's
+	// own standard error): "" for a VM that started or failed otherwise.
+	Limit Limit `json:"limit,omitempty"`
 	// Memory is read while every started VM is alive; MemoryError says
 	// why it is missing.
 	Memory      *VMMemory `json:"memory,omitempty"`
 	MemoryError string    `json:"memory_error,omitempty"`
 }
+
+// Limit is a resource of the host whose exhaustion kept a VM from
+// starting.
+type Limit string
+
+const (
+	// LimitFileDescriptors is the bench's open files, at RLIMIT_NOFILE
+	// or the system's (EMFILE, ENFILE; EBADF from a child that cannot
+	// move its descriptors into place past the limit).
+	LimitFileDescriptors Limit = "file_descriptors"
+	// LimitTasks is the processes and threads a task limit allows
+	// (RLIMIT_NPROC, kernel.threads-max, kernel.pid_max or a cgroup's
+	// pids.max): fork's EAGAIN, or a VM whose runtime could create no
+	// thread.
+	LimitTasks Limit = "tasks"
+	// LimitMemory is the host's or the memory cgroup's memory: ENOMEM, or
+	// the OOM killer's kill, known or most likely.
+	LimitMemory Limit = "memory"
+)
 
 // Started reports whether the VM reached its ready event and was still
 // there to be measured.
@@ -282,6 +305,9 @@ func (r *ParallelResults) Validate() error {
 		// (a service at its prompt), has no first output.
 		if v.Started() && !(v.ReadyMS >= v.StartMS && v.ReadyMS > 0 && v.FirstOutputMS >= 0 && v.FirstOutputMS <= v.ReadyMS) {
 			return bad("vm %d: start %.3f, first output %.3f, ready %.3f ms out of order", i, v.StartMS, v.FirstOutputMS, v.ReadyMS)
+		}
+		if v.Started() && v.Limit != "" {
+			return bad("vm %d: started, yet found no %s", i, v.Limit)
 		}
 		if !v.Started() && v.Memory != nil {
 			return bad("vm %d: not started, yet has memory", i)

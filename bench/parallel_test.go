@@ -735,8 +735,8 @@ func TestRunParallelOutOfFiles(t *testing.T) {
 		t.Fatalf("started %d failed %d: %+v", res.Started, res.Failed, res.VMs)
 	}
 	for _, v := range res.VMs {
-		if !v.Started() && !strings.Contains(v.Error, "(out of file descriptors: RLIMIT_NOFILE is ") {
-			t.Errorf("vm %d: error %q does not say why", v.Index, v.Error)
+		if !v.Started() && (!strings.Contains(v.Error, "(out of file descriptors: RLIMIT_NOFILE is ") || v.Limit != LimitFileDescriptors) {
+			t.Errorf("vm %d: error %q (limit %q) does not say why", v.Index, v.Error, v.Limit)
 		}
 		if v.Started() && v.Memory == nil && !strings.Contains(v.MemoryError, "too many open files") { // reading smaps needs one too
 			t.Errorf("vm %d started without memory: %s", v.Index, v.MemoryError)

@@ -930,23 +930,24 @@ func sharedNetPID(spec string) (string, int, error) {
 }
 
 // parallelHints says, once each, what to change when VMs failed for want
-// of file descriptors (the bench's or the shared network's) or memory
-// (the OOM killer's kill too), or found their MACs taken or another
-// user's. The VMs are other processes: their errors come as text.
+// of file descriptors (the bench's or the shared network's), tasks or
+// memory (the OOM killer's kill too), or found their MACs taken or
+// another user's. The bench says which of its limits a VM found reached
+// (bench.VM.Limit); the network's refusals come from the VMs, other
+// processes, as text: their reasons' own words.
 func parallelHints(res *bench.ParallelResults) []string {
 	var fds, netFDs, procs, mem, mac, owner bool
-	noDescriptors := netback.RefusedNoDescriptors.String() // "network out of file descriptors"
 	for _, v := range res.VMs {
+		switch v.Limit {
+		case bench.LimitFileDescriptors:
+			fds = true
+		case bench.LimitTasks:
+			procs = true
+		case bench.LimitMemory:
+			mem = true
+		}
 		owner = owner || strings.Contains(v.Error, netback.RefusedMACOwner.String())
-		netFDs = netFDs || strings.Contains(v.Error, noDescriptors)
-		// The network's refusal says "out of file descriptors" too, of
-		// its own process, which no limit of the bench's raises.
-		fds = fds || strings.Contains(strings.ReplaceAll(v.Error, noDescriptors, ""), "out of file descriptors")
-		procs = procs || strings.Contains(v.Error, "no more processes")
-		// The OOM killer's kill, known or likely; not one it is known
-		// not to have made ("not the OOM killer").
-		mem = mem || strings.Contains(v.Error, "cannot allocate memory") ||
-			strings.Contains(v.Error, "by the kernel's OOM killer") || strings.Contains(v.Error, "most likely the kernel's OOM killer")
+		netFDs = netFDs || strings.Contains(v.Error, netback.RefusedNoDescriptors.String())
 		mac = mac || strings.Contains(v.Error, netback.RefusedDuplicateMAC.String())
 	}
 	var hints []string

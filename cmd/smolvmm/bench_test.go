@@ -597,28 +597,46 @@ func TestBenchParallel(t *testing.T) {
 	}
 }
 
+// The hints for want of descriptors, tasks or memory follow the VMs'
+// bench.Limit, whatever their errors say; the network's refusals follow
+// its reason.
 func TestParallelHints(t *testing.T) {
+	const (
+		fds   = "some VMs found no file descriptor: raise the limit (ulimit -n) or give a smaller --parallel"
+		procs = "some VMs could not be created as processes: give a smaller --parallel, or raise the task limit that was reached (ulimit -u, sysctl kernel.threads-max or kernel.pid_max, the cgroup's pids.max)"
+		mem   = "some VMs found no memory: give them less guest RAM (-m) or a smaller --parallel"
+	)
+	type vm struct {
+		err   string
+		limit bench.Limit
+	}
 	tests := []struct {
-		errs []string
+		vms  []vm
 		want []string
 	}{
-		{[]string{""}, nil},
-		{[]string{"start: fork/exec x: bad file descriptor (out of file descriptors: RLIMIT_NOFILE is 64)", "console pipe: too many open files (out of file descriptors: RLIMIT_NOFILE is 64)"},
-			[]string{"some VMs found no file descriptor: raise the limit (ulimit -n) or give a smaller --parallel"}},
-		{[]string{"start: fork/exec /x: resource temporarily unavailable (no more processes: a task limit is reached: RLIMIT_NPROC, kernel.threads-max, kernel.pid_max or a cgroup's pids.max)", ""},
-			[]string{"some VMs could not be created as processes: give a smaller --parallel, or raise the task limit that was reached (ulimit -u, sysctl kernel.threads-max or kernel.pid_max, the cgroup's pids.max)"}},
-		{[]string{"exit status 1 before its first console byte: smolvmm bench: guest memory: cannot allocate memory", ""},
-			[]string{"some VMs found no memory: give them less guest RAM (-m) or a smaller --parallel"}},
-		{[]string{"exit status 1 before its first console byte: smolvmm bench: shared network /s refused the VM: duplicate MAC: a VM with MAC 52:54:00:5b:00:00 is connected already; give each VM its own MAC (give this VM another --mac)"},
+		{[]vm{{}}, nil},
+		{[]vm{{"start: fork/exec x: bad file descriptor (out of file descriptors: RLIMIT_NOFILE is 64)", bench.LimitFileDescriptors},
+			{"console pipe: too many open files (out of file descriptors: RLIMIT_NOFILE is 64)", bench.LimitFileDescriptors}}, []string{fds}},
+		{[]vm{{"start: fork/exec /x: resource temporarily unavailable (no more processes: a task limit is reached: RLIMIT_NPROC, kernel.threads-max, kernel.pid_max or a cgroup's pids.max)", bench.LimitTasks}, {}},
+			[]string{procs}},
+		{[]vm{{"exit status 1 before its first console byte: smolvmm bench: guest memory: cannot allocate memory", bench.LimitMemory}, {}},
+			[]string{mem}},
+		// Reworded: the limit counts, not the text.
+		{[]vm{{"x", bench.LimitFileDescriptors}}, []string{fds}},
+		{[]vm{{"x", bench.LimitTasks}}, []string{procs}},
+		{[]vm{{"x", bench.LimitMemory}}, []string{mem}},
+		{[]vm{{"x", bench.LimitMemory}, {"y", bench.LimitTasks}, {"z", bench.LimitFileDescriptors}}, []string{fds, procs, mem}},
+		{[]vm{{"out of file descriptors; no more processes; cannot allocate memory", ""}}, nil},
+		{[]vm{{"exit status 1 before its first console byte: smolvmm bench: shared network /s refused the VM: duplicate MAC: a VM with MAC 52:54:00:5b:00:00 is connected already; give each VM its own MAC (give this VM another --mac)", ""}},
 			[]string{"some VMs' MACs were on the network already (another bench's VMs?): give each bench that runs at once its own --mac, the first of its VMs' (VM i gets MAC + i)"}},
 	}
 	for _, tt := range tests {
 		res := &bench.ParallelResults{}
-		for i, e := range tt.errs {
-			res.VMs = append(res.VMs, bench.VM{Index: i, Error: e})
+		for i, v := range tt.vms {
+			res.VMs = append(res.VMs, bench.VM{Index: i, Error: v.err, Limit: v.limit})
 		}
 		if got := parallelHints(res); !slices.Equal(got, tt.want) {
-			t.Errorf("errors %q: hints %q, want %q", tt.errs, got, tt.want)
+			t.Errorf("VMs %q: hints %q, want %q", tt.vms, got, tt.want)
 		}
 	}
 }
