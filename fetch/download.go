@@ -261,8 +261,7 @@ func (d *download) attempt(ctx context.Context, part string, have int64) (int64,
 	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "text/html") {
 		// Release files are never HTML: this is an error or login page
 		// served with 200, which must not reach the .part file.
-		return 0, fmt.Errorf("%w: GET %s: the mirror answered an HTML page (Content-Type %s) instead of %s; check the mirror URL and any proxy or captive portal",
-			ErrHTTP, shown(d.url), ct, d.name)
+		return 0, &HTMLError{URL: shown(d.url), ContentType: ct, File: d.name}
 	}
 	if total > maxFileSize {
 		return 0, fmt.Errorf("%s: the mirror announces %d bytes, more than the %d a NetBSD file can be", shown(d.url), total, int64(maxFileSize))
@@ -493,3 +492,21 @@ func sizeString(n int64) string {
 func transferErr(url string, err error) error {
 	return fmt.Errorf("%w: GET %s: %w (run again)", ErrTruncated, shown(url), err)
 }
+
+// HTMLError is a mirror's answer of an HTML page, status 200, for a
+// release file, which is never one: an error or login page (a proxy's, a
+// captive portal's), or a mirror URL that leads to no release tree. It
+// matches ErrHTTP.
+type HTMLError struct {
+	URL         string // the file's URL, its password shown as "xxxxx"
+	ContentType string // the answer's Content-Type
+	File        string // the release file asked for ("rescue.tgz")
+}
+
+// Error names the URL, the Content-Type and the file asked for.
+func (e *HTMLError) Error() string {
+	return fmt.Sprintf("%v: GET %s: the mirror answered an HTML page (Content-Type %s) instead of %s", ErrHTTP, e.URL, e.ContentType, e.File)
+}
+
+// Is makes errors.Is(err, ErrHTTP) true for an *HTMLError.
+func (e *HTMLError) Is(target error) bool { return target == ErrHTTP }

@@ -293,8 +293,13 @@ func TestFetchHTMLInsteadOfSet(t *testing.T) {
 	srv.SetFault(fetchtest.SetsPath("9.3", "i386", "rescue.tgz"), fetchtest.Fault{Status: 200,
 		ContentType: "text/html; charset=utf-8", Body: []byte("<html>Please log in</html>")})
 	_, err := f.Fetch(context.Background(), "9.3", "i386")
-	if !errors.Is(err, ErrHTTP) || !strings.Contains(err.Error(), "HTML page") || !strings.Contains(err.Error(), "instead of rescue.tgz") {
+	var he *HTMLError
+	if !errors.Is(err, ErrHTTP) || !errors.As(err, &he) || he.File != "rescue.tgz" || !strings.Contains(err.Error(), "HTML page") || !strings.Contains(err.Error(), "instead of rescue.tgz") {
 		t.Fatalf("err = %v, want an HTML-page error naming rescue.tgz", err)
+	}
+	// The advice is the CLI's: fetch states the facts.
+	if strings.Contains(err.Error(), "check") {
+		t.Errorf("err = %v: advice in the library's error", err)
 	}
 	if _, err := os.Stat(filepath.Join(f.Cache, "9.3", "i386", "sets", "rescue.tgz.part")); !os.IsNotExist(err) {
 		t.Error("the HTML page was written to the partial file")

@@ -12,7 +12,8 @@ import (
 // bytes are, and the data a gzipped file decompressed to is not taken for
 // a file to give gzipped: a kernel gzipped twice was told `the file starts
 // with "\x1f\x8b\b\x00", not "\x7fELF"; give an uncompressed or gzipped
-// NetBSD kernel`, and xz data was not named.
+// NetBSD kernel`, and xz data was not named. The advice is the CLI's:
+// kstrip states the facts.
 func TestNotELFNamesContent(t *testing.T) {
 	ustar := make([]byte, 1024)
 	copy(ustar, "./etc/motd")
@@ -25,13 +26,13 @@ func TestNotELFNamesContent(t *testing.T) {
 		{"gzip twice", gz(t, gz(t, []byte("kernel"))),
 			`not an ELF file: the kernel image starts with "\x1f\x8b\b\x00", not "\x7fELF": it is gzip data: a gzipped kernel file that decompresses to it is compressed twice`},
 		{"xz", []byte("\xfd7zXZ\x00\x00\x04\xe6\xd6\xb4F"),
-			`not an ELF file: the file starts with "\xfd7zX", not "\x7fELF": it is xz-compressed data; give an uncompressed or gzipped NetBSD kernel`},
+			`not an ELF file: the file starts with "\xfd7zX", not "\x7fELF": it is xz-compressed data`},
 		{"zstd", []byte("\x28\xb5\x2f\xfd\x24\x05\x29"),
-			`not an ELF file: the file starts with "(\xb5/\xfd", not "\x7fELF": it is zstd-compressed data; give an uncompressed or gzipped NetBSD kernel`},
+			`not an ELF file: the file starts with "(\xb5/\xfd", not "\x7fELF": it is zstd-compressed data`},
 		{"gzipped set", gz(t, ustar),
 			`not an ELF file: the kernel image starts with "./et", not "\x7fELF": it is a tar archive ("ustar" at offset 257), not a kernel`},
 		{"text", []byte("hello, no kernel here"),
-			`not an ELF file: the file starts with "hell", not "\x7fELF"; give an uncompressed or gzipped NetBSD kernel`},
+			`not an ELF file: the file starts with "hell", not "\x7fELF"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "k")
@@ -44,6 +45,11 @@ func TestNotELFNamesContent(t *testing.T) {
 			}
 			if !errors.Is(err, ErrNotELF) || !strings.HasSuffix(err.Error(), tc.want) {
 				t.Errorf("error: %v\nwant ErrNotELF ending %s", err, tc.want)
+			}
+			// A file that may be a kernel given otherwise (not gzip data
+			// nor a set) is a *NotELFError, for the CLI's advice.
+			if want := strings.Contains(tc.want, "the file starts"); errors.As(err, new(*NotELFError)) != want {
+				t.Errorf("error: %v: a *NotELFError %v, want %v", err, !want, want)
 			}
 		})
 	}

@@ -174,7 +174,7 @@ func TestReadFileChecksBeforeReading(t *testing.T) {
 	}{
 		{"plain past the limit", []byte("\x7fELF"), MaxImage + 1<<20, ErrTooLarge, []string{"513 MiB, more than the 512 MiB allowed"}},
 		{"gzip past the limit", []byte{0x1f, 0x8b, 8, 0}, MaxImage + 1, ErrTooLarge, []string{"512 MiB and 1 byte, more than the 512 MiB allowed"}},
-		{"zeros", nil, 256 << 20, ErrNotELF, []string{`starts with "\x00\x00\x00\x00"`, "gzip"}},
+		{"zeros", nil, 256 << 20, ErrNotELF, []string{`starts with "\x00\x00\x00\x00"`}},
 		{"script", []byte("#!/bin/sh\n"), 256 << 20, ErrNotELF, []string{`starts with "#!/b"`}},
 		// As run says it; it was `the file starts with "", not "\x7fELF"`.
 		{"empty", nil, 0, ErrNotELF, []string{": the file is empty; give an uncompressed or gzipped NetBSD kernel"}},

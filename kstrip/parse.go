@@ -326,8 +326,25 @@ func isELF(b []byte) bool { return bytes.HasPrefix(b, []byte(elf.ELFMAG)) }
 // naming what b's magic says it is (bootelf's kinds: a file compressed
 // otherwise than by gzip; 4 bytes tell no more).
 func notELF(b []byte) error {
-	return fmt.Errorf("%w: the file starts with %q, not \"\\x7fELF\"%s; give an uncompressed or gzipped NetBSD kernel", ErrNotELF, head(b), bootelf.IdentifyBytes(b).Is())
+	return &NotELFError{Head: bytes.Clone(head(b)), what: bootelf.IdentifyBytes(b).Is()}
 }
+
+// NotELFError is the error for a file that starts neither with the ELF
+// magic nor with gzip's: unknown bytes, or data compressed otherwise than
+// by gzip, which a kernel can be before it is decompressed. It matches
+// ErrNotELF.
+type NotELFError struct {
+	Head []byte // the file's first bytes, up to 4
+	what string // what its magic says it is (": it is xz-compressed data"), "" when unknown
+}
+
+// Error quotes the file's first bytes and says what they are, when known.
+func (e *NotELFError) Error() string {
+	return fmt.Sprintf("%v: the file starts with %q, not \"\\x7fELF\"%s", ErrNotELF, e.Head, e.what)
+}
+
+// Is makes errors.Is(err, ErrNotELF) true for a *NotELFError.
+func (e *NotELFError) Is(target error) bool { return target == ErrNotELF }
 
 // imageNotELF is Parse's error for an image that is not ELF. Parse gets
 // what a gzipped file decompressed to, or a file as it stands; only gzip

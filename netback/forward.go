@@ -60,7 +60,7 @@ func CheckForwards(fs []Forward) error {
 	for i, f := range fs {
 		for _, g := range fs[:i] {
 			if SameHostPort(f, g) {
-				return fmt.Errorf("%w: %s %d (forwards %s and %s); give each host port once", ErrSameHostPort, f.Proto, f.HostPort, g, f)
+				return fmt.Errorf("%w: %s %d (forwards %s and %s)", ErrSameHostPort, f.Proto, f.HostPort, g, f)
 			}
 		}
 	}

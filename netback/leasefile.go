@@ -36,6 +36,11 @@ var (
 	// path, a file another user owns or may write, a directory another
 	// user owns or may replace files in.
 	ErrLeasesUnsafe = errors.New("lease file not safe from other users")
+	// ErrLeasesLockLink: the lease file's lock (its path and ".lock")
+	// is a symbolic link, which the network does not follow; the lock
+	// is the network's own file, made where none is. Wrapped with
+	// ErrLeasesUnsafe.
+	ErrLeasesLockLink = errors.New("it is a symbolic link, which the network does not follow")
 	// ErrLeasesNewer: the lease file's version is newer than any this
 	// package reads: newer code wrote it, with fields (such as a
 	// lease's owner) that a save of this code would drop.
@@ -149,7 +154,7 @@ func lockLeases(dir *os.File, base, path string) (*os.File, error) {
 		// symbolic links".
 		var lst unix.Stat_t
 		if unix.Fstatat(int(dir.Fd()), name, &lst, unix.AT_SYMLINK_NOFOLLOW) == nil && lst.Mode&unix.S_IFMT == unix.S_IFLNK {
-			return nil, fmt.Errorf("lease file's lock %s: %w: it is a symbolic link, which the network does not follow; remove it", lockPath, ErrLeasesUnsafe)
+			return nil, fmt.Errorf("lease file's lock %s: %w: %w", lockPath, ErrLeasesUnsafe, ErrLeasesLockLink)
 		}
 		return nil, fmt.Errorf("lease file %s: its lock: %w", path, &os.PathError{Op: "open", Path: lockPath, Err: err})
 	}

@@ -70,7 +70,7 @@ func TestLoadLeasesUnsafe(t *testing.T) {
 			if err := os.Symlink(filepath.Join(dir, "elsewhere"), path+".lock"); err != nil {
 				t.Fatal(err)
 			}
-		}, refused: "n.leases.lock: lease file not safe from other users: it is a symbolic link, which the network does not follow; remove it"},
+		}, refused: "n.leases.lock: lease file not safe from other users: it is a symbolic link, which the network does not follow"},
 		{name: "another user's lock file", dirMode: os.ModeSticky | 0o777, prepare: func(t *testing.T, dir, path string) {
 			write(t, path+".lock", 0o600)
 			chown(t, path+".lock", other)
@@ -108,6 +108,10 @@ func TestLoadLeasesUnsafe(t *testing.T) {
 			}
 			if !errors.Is(err, ErrLeasesUnsafe) || !strings.Contains(err.Error(), tt.refused) || !strings.Contains(err.Error(), path) {
 				t.Errorf("error %q, want ErrLeasesUnsafe naming %s and saying %q", err, path, tt.refused)
+			}
+			// The advice is the CLI's: netback states the facts.
+			if link := strings.HasPrefix(tt.name, "symlink at the lock"); link != errors.Is(err, ErrLeasesLockLink) || strings.Contains(err.Error(), "remove") {
+				t.Errorf("error %q: ErrLeasesLockLink %v, want %v, and no advice", err, !link, link)
 			}
 			if after := snapshotDir(t, dir); after != before {
 				t.Errorf("the directory changed:\n%s\nwas:\n%s", after, before)

@@ -52,7 +52,10 @@ var adviceTable = []advice{
 	{is: notFoundHere, cli: "--version, --arch and --mirror choose the release and the mirror"},
 	{is: isErr(fetch.ErrNetwork), lib: "or the mirror URL", cli: "or --mirror"},
 	{is: isErr(fetch.ErrNotDigestFile), lib: "check the mirror URL", cli: "check --mirror"},
-	{is: isErr(fetch.ErrHTTP), lib: "check the mirror URL", cli: "check --mirror"},
+	{is: func(err error) bool { return errors.Is(err, fetch.ErrHTTP) && !isAs[*fetch.HTMLError](err) }, lib: "check the mirror URL", cli: "check --mirror"},
+	// An error or login page served as the file: a proxy's or a captive
+	// portal's, or a mirror URL that leads to no release tree.
+	{is: isAs[*fetch.HTMLError], cli: "check --mirror and any proxy or captive portal"},
 	{is: isErr(fetch.ErrDigestMismatch), lib: "try another mirror", cli: "try another --mirror"},
 	{is: isErr(fetch.ErrNoSpace), cli: "free some space or choose another --cache directory"},
 	{is: isErr(fetch.ErrNoCacheDir), cli: "pass --cache DIR"},
@@ -76,6 +79,12 @@ var adviceTable = []advice{
 	{is: isAs[*blk.AccessError], say: func(err error) string { return notReadableAdvice(err, os.Geteuid()) }},
 	{is: isErr(netback.ErrForwardsNeedUser), cli: "use --net user or drop -p"},
 	{is: isErr(netback.ErrUnknownNetwork), cli: "--net takes user, tap:NAME or none"},
+	{is: isErr(netback.ErrSameHostPort), cli: "give each host port once"},
+	// The lock is the network's own file, made where none is.
+	{is: isErr(netback.ErrLeasesLockLink), cli: "remove that symbolic link: the network makes its lock itself"},
+	{is: isErr(blk.ErrOptionTwice), cli: "give each option once"},
+	{is: isErr(blk.ErrNotRegular), cli: "give a raw image file"},
+	{is: kstripNotKernel, cli: "give an uncompressed or gzipped NetBSD kernel"},
 	{is: isErr(imagebuilder.ErrExists), lib: "set Config.Force to replace it", cli: "pass -f to overwrite it"},
 	{is: isErr(kstrip.ErrUnknownName), lib: "ignore unknown names", cli: "pass --ignore-unknown"},
 	// kstrip and run refuse it alike (kstrip.ErrKASLR is
@@ -435,6 +444,15 @@ func fatName(pair bool) func(error) bool {
 		var fe *imagebuilder.FATNameError
 		return errors.As(err, &fe) && (fe.Other != "") == pair
 	}
+}
+
+// kstripNotKernel reports whether err is kstrip's refusal of a file that
+// starts with no ELF magic but may be a kernel given otherwise (unknown
+// bytes, data compressed otherwise than by gzip): not up's of the
+// release's kernel (mirrorKernelError, a *fileError), whose user gave no
+// kernel.
+func kstripNotKernel(err error) bool {
+	return isAs[*kstrip.NotELFError](err) && !isAs[*fileError](err)
 }
 
 // isAs reports whether err holds an error of type E.

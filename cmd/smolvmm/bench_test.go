@@ -754,8 +754,8 @@ func TestBenchChecksInputFiles(t *testing.T) {
 		{"kernel empty", []string{"-k", empty}, "read kernel: " + empty + ": the file is empty (check the path given with -k)", true},
 		{"kernel a directory", []string{"-k", dir}, "read kernel: " + dir + " is a directory: not a regular file (check the path given with -k)", true},
 		{"disk missing", []string{"-d", missing}, "-d " + missing + ": no such file or directory (check the path given with -d)", false},
-		{"disk a device", []string{"-d", "/dev/null"}, "ld0: disk image /dev/null: not a regular file (it is a character device); give a raw image file", false},
-		{"second disk a directory", []string{"-d", img + ",ro", "-d", dir}, "ld1: disk image " + dir + ": not a regular file (it is a directory); give a raw image file", false},
+		{"disk a device", []string{"-d", "/dev/null"}, "ld0: disk image /dev/null: not a regular file (it is a character device) (give a raw image file)", false},
+		{"second disk a directory", []string{"-d", img + ",ro", "-d", dir}, "ld1: disk image " + dir + ": not a regular file (it is a directory) (give a raw image file)", false},
 		{"parallel, disk missing", []string{"--parallel", "2", "-d", missing + ",ro"}, "-d " + missing + ": no such file or directory (check the path given with -d)", false},
 		{"parallel, kernel a device", []string{"--parallel", "2", "-k", "/dev/zero"}, "read kernel: /dev/zero is a character device: not a regular file (check the path given with -k)", true},
 	}

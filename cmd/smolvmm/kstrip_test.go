@@ -27,7 +27,7 @@ func runKstripCLI(args ...string) (stdout, stderr string, code int) {
 	var o, e bytes.Buffer
 	app := testApp([]*cli.Command{kstripCommand()}, &o, &e)
 	if err := app.Run(append([]string{"smolvmm", "kstrip"}, args...)); err != nil {
-		e.WriteString(err.Error())
+		e.WriteString(advise(err)) // as main says it
 		return o.String(), e.String(), exitCode(err)
 	}
 	return o.String(), e.String(), 0
@@ -303,7 +303,7 @@ func TestKstripBadInput(t *testing.T) {
 		code int
 		msg  []string
 	}{
-		{"not ELF", []string{text}, text, 1, []string{"not an ELF file", "NetBSD kernel"}},
+		{"not ELF", []string{text}, text, 1, []string{"not an ELF file", " (give an uncompressed or gzipped NetBSD kernel)"}},
 		{"truncated gzip", []string{badgz}, badgz, 1, []string{badgz, "truncated"}},
 		{"stripped", []string{testKernel(t, kstriptest.Options{Bits: 32, Stripped: true})}, "", 1, []string{"stripped", "release kernels"}},
 		{"no terminator", []string{testKernel(t, kstriptest.Options{Bits: 32, NoTerminator: true})}, "", 1, []string{"no all-zero terminator"}},

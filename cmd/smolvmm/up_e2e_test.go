@@ -239,7 +239,7 @@ func TestUpChecksRunInputsFirst(t *testing.T) {
 		{"own image by -i and -d", []string{"-i", "other.img", "-d", "./other.img"}, 2, "-d ./other.img: this is the image up builds", false},
 		// As run opens them (virtio/blk), not only found by a stat.
 		{"disk a FIFO", []string{"-d", "ff"}, 1, "ld1: disk image ff: not a regular file (it is a FIFO)", false},
-		{"disk a directory", []string{"-d", "nonempty"}, 1, "ld1: disk image nonempty: not a regular file (it is a directory); give a raw image file", false},
+		{"disk a directory", []string{"-d", "nonempty"}, 1, "ld1: disk image nonempty: not a regular file (it is a directory) (give a raw image file)", false},
 		{"read-only disk a directory", []string{"-d", "nonempty,ro"}, 1, "ld1: disk image nonempty: not a regular file (it is a directory)", false},
 		{"snapshot a device", []string{"--snapshot", "/dev/full"}, 1, "--snapshot /dev/full is a character device, not a regular file", false},
 		{"snapshot in a missing directory", []string{"--snapshot", "nodir/s"}, 1, "--snapshot nodir/s: no directory nodir to write it in", false},

@@ -98,6 +98,11 @@ func (e *AccessError) Advice() string {
 // read-write open) or read it.
 var ErrInUse = errors.New("in use by another VM")
 
+// ErrOptionTwice is wrapped by ParseDiskSpec's refusal of a spec that
+// gives one option twice ("serial=ab,serial=cd"): which value counts
+// would be a guess.
+var ErrOptionTwice = errors.New("given twice")
+
 // ParseDiskSpec parses a disk's text form, "path[,ro][,serial=ID]". A comma in
 // the path (or the serial) is written twice, as QEMU's options do:
 // "a,,b.img,ro" is the image "a,b.img", read-only.
@@ -113,7 +118,7 @@ func ParseDiskSpec(s string) (Spec, error) {
 		// without a word ("serial=ab,serial=cd" gave cd).
 		key, _, _ := strings.Cut(p, "=")
 		if (key == "ro" || key == "serial") && seen[key] {
-			return Spec{}, fmt.Errorf("disk %q: option %s given twice; give each option once", s, key)
+			return Spec{}, fmt.Errorf("disk %q: option %s %w", s, key, ErrOptionTwice)
 		}
 		seen[key] = true
 		switch {
@@ -487,7 +492,11 @@ func flock(f *os.File, how int) error {
 	}
 }
 
+// ErrNotRegular is wrapped by Open's refusal of a path that is not a
+// regular file (a directory, a device, a FIFO): an image is one.
+var ErrNotRegular = errors.New("not a regular file")
+
 // notRegular is Open's refusal of a path that is not a regular file.
 func notRegular(path string, m fs.FileMode) error {
-	return fmt.Errorf("disk image %s: not a regular file (it is %s); give a raw image file", path, filekind.Of(m))
+	return fmt.Errorf("disk image %s: %w (it is %s)", path, ErrNotRegular, filekind.Of(m))
 }

@@ -43,7 +43,7 @@ func TestParseDiskSpec(t *testing.T) {
 		{in: "c,,ro.img,ro", want: blk.Spec{Path: "c,ro.img", Options: blk.Options{ReadOnly: true}}},
 		{in: "a,,,,b,serial=X,,Y", want: blk.Spec{Path: "a,,b", Options: blk.Options{Serial: "X,Y"}}},
 		// Each option once: the last one given was taken.
-		{in: "b.img,serial=ab,serial=cd", wantErr: `disk "b.img,serial=ab,serial=cd": option serial given twice; give each option once`},
+		{in: "b.img,serial=ab,serial=cd", wantErr: `disk "b.img,serial=ab,serial=cd": option serial given twice`},
 		{in: "b.img,ro,serial=X,ro", wantErr: `option ro given twice`},
 		{in: "c,ro.img", wantErr: `unknown option "ro.img"; known: ro, serial=ID (a comma in the path is written ,,)`},
 	} {
@@ -52,6 +52,10 @@ func TestParseDiskSpec(t *testing.T) {
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err %v, want one containing %q", err, tc.wantErr)
+				}
+				// The advice is the CLI's: blk states the facts.
+				if twice := strings.Contains(tc.wantErr, "given twice"); twice != errors.Is(err, blk.ErrOptionTwice) || strings.Contains(err.Error(), "; give") {
+					t.Errorf("err %v: ErrOptionTwice %v, want %v, and no advice", err, !twice, twice)
 				}
 				return
 			}
@@ -158,16 +162,20 @@ func TestOpenErrors(t *testing.T) {
 	}{
 		{filepath.Join(dir, "missing.img"), "no such file", true},
 		{empty, "at least one 512-byte sector", true},
-		{dir, "not a regular file (it is a directory); give a raw image file", true},
+		{dir, "not a regular file (it is a directory)", true},
 		// Read-write, a directory failed the open with "cannot open it
 		// read-write: is a directory", without the advice a device got.
-		{dir, "not a regular file (it is a directory); give a raw image file", false},
-		{"/dev/null", "not a regular file (it is a character device); give a raw image file", false},
-		{fifo, "not a regular file (it is a FIFO); give a raw image file", false},
+		{dir, "not a regular file (it is a directory)", false},
+		{"/dev/null", "not a regular file (it is a character device)", false},
+		{fifo, "not a regular file (it is a FIFO)", false},
 	} {
 		_, err := blk.Open(tc.path, blk.Options{ReadOnly: tc.readOnly})
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.path) {
 			t.Errorf("Open(%s, read-only %v): %v, want an error naming it and containing %q", tc.path, tc.readOnly, err, tc.want)
+		}
+		// The advice is the CLI's: blk states the facts.
+		if notReg := strings.HasPrefix(tc.want, "not a regular file"); err != nil && (notReg != errors.Is(err, blk.ErrNotRegular) || strings.Contains(err.Error(), "; give")) {
+			t.Errorf("Open(%s): %v: ErrNotRegular %v, want %v, and no advice", tc.path, err, !notReg, notReg)
 		}
 	}
 }

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/smolvmm/smolvmm/fetch"
+	"github.com/smolvmm/smolvmm/kstrip"
+	"github.com/smolvmm/smolvmm/netback"
+	"github.com/smolvmm/smolvmm/virtio/blk"
+)
+
+// TestLibraryFactsGetAdvice: the libraries' errors state facts, and this
+// program adds what to do, as the libraries' text once did itself: the
+// advice is in advise's message, not in the error's.
+func TestLibraryFactsGetAdvice(t *testing.T) {
+	dir := t.TempDir()
+	fwd := func(s string) netback.Forward {
+		f, err := netback.ParseForward(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	errOf := func(_ any, err error) error { return err }
+	tests := []struct {
+		name   string
+		err    error
+		advice string
+	}{
+		{"mirror answered HTML", fmt.Errorf("fetch: %w", &fetch.HTMLError{URL: "http://m/rescue.tgz", ContentType: "text/html", File: "rescue.tgz"}),
+			"(check --mirror and any proxy or captive portal)"},
+		{"host port twice", netback.CheckForwards([]netback.Forward{fwd("8080:80"), fwd("8080:81")}), "(give each host port once)"},
+		{"lease lock a symlink", hubStartError(fmt.Errorf("lease file's lock /l.lock: %w: %w", netback.ErrLeasesUnsafe, netback.ErrLeasesLockLink)),
+			"(remove that symbolic link: the network makes its lock itself)"},
+		{"disk option twice", errOf(blk.ParseDiskSpec("b.img,serial=ab,serial=cd")), "(give each option once)"},
+		{"disk a directory", errOf(blk.Open(dir, blk.Options{ReadOnly: true})), "(give a raw image file)"},
+		{"kernel text", fmt.Errorf("kstrip: k: %w", errOf(kstrip.Parse([]byte("hello, no kernel here")))), "(give an uncompressed or gzipped NetBSD kernel)"},
+		{"kernel xz", fmt.Errorf("kstrip: k: %w", errOf(kstrip.Parse([]byte("\xfd7zXZ\x00\x00\x04\xe6\xd6\xb4F")))), "(give an uncompressed or gzipped NetBSD kernel)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.err == nil {
+				t.Fatal("no error")
+			}
+			a := strings.TrimSuffix(strings.TrimPrefix(tt.advice, "("), ")")
+			if strings.Contains(tt.err.Error(), a) {
+				t.Errorf("the library's error %q has the advice %q", tt.err, a)
+			}
+			if got := advise(tt.err); !strings.HasSuffix(got, " "+tt.advice) || strings.Count(got, a) != 1 {
+				t.Errorf("advise: %q, want it to end %q, once", got, tt.advice)
+			}
+		})
+	}
+}
+
+// An HTML answer gets its own advice, not ErrHTTP's besides; up's error
+// about the release's kernel none of kstrip's, as up's user gave no
+// kernel.
+func TestLibraryAdviceNotDoubled(t *testing.T) {
+	html := advise(&fetch.HTMLError{URL: "http://m/rescue.tgz", ContentType: "text/html", File: "rescue.tgz"})
+	if strings.Count(html, "check --mirror") != 1 {
+		t.Errorf("advise: %q, want check --mirror once", html)
+	}
+	path := filepath.Join(t.TempDir(), "netbsd-GENERIC.gz")
+	if err := os.WriteFile(path, []byte("<html>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := kstrip.Parse([]byte("<html>mirror error page</html>"))
+	if got := advise(mirrorKernelError(path, fmt.Errorf("%s: %w", path, err))); strings.Contains(got, "give an uncompressed") {
+		t.Errorf("advise: %q, want no kernel asked of up's user", got)
+	}
+}
