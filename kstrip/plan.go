@@ -92,9 +92,10 @@ const (
 )
 
 // Plan works out the changes p asks for without touching the image. It
-// fails, changing nothing, when a name matches no entry, unless
-// p.IgnoreUnknown is set, and (ErrNothingKept) when a strip was given keep
-// or enable names and none of them matches an entry.
+// fails, changing nothing, with ErrNothingKept when a strip was given keep
+// or enable names and none of them matches an entry, whether or not
+// p.IgnoreUnknown is set, and otherwise when a name matches no entry,
+// unless p.IgnoreUnknown is set.
 func (k *Kernel) Plan(p Plan) (*Report, error) {
 	r := &Report{}
 	want := make([]target, len(k.Entries))
@@ -103,22 +104,28 @@ func (k *Kernel) Plan(p Plan) (*Report, error) {
 	keep, keepEra := k.resolve(r, sg, "keep", p.Keep)
 	en, enEra := k.resolve(r, sg, "enable", p.Enable)
 	dis, _ := k.resolve(r, sg, "disable", p.Disable)
-	if len(r.Unknown) > 0 && !p.IgnoreUnknown {
-		return r, unknownError(r.Unknown)
-	}
+	// Checked before the unknown names: ignoring them would only reach
+	// this refusal, so ErrUnknownName's way out is no way here.
 	if p.Strip && len(keep)+len(en) == 0 && len(r.Unknown)+len(keepEra)+len(enEra) > 0 {
 		// Every keep and enable name was unknown or an era name the
 		// kernel lacks (a blank list never gets here with names):
 		// disabling everything is never what was meant.
 		names := slices.Concat(keepEra, enEra)
+		var near []Unknown
 		for _, u := range r.Unknown {
 			if u.List != "disable" {
 				names = append(names, u.Name)
+				if len(u.Suggestions) > 0 {
+					near = append(near, u)
+				}
 			}
 		}
 		if len(names) > 0 {
-			return &Report{Unknown: r.Unknown}, k.nothingKept(names)
+			return &Report{Unknown: r.Unknown}, k.nothingKept(names, near...)
 		}
+	}
+	if len(r.Unknown) > 0 && !p.IgnoreUnknown {
+		return r, unknownError(r.Unknown)
 	}
 	for _, u := range r.Unknown {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%s name %q matches no entry%s", u.List, u.Name, didYouMean(u.Suggestions)))
@@ -302,9 +309,18 @@ func (k *Kernel) spareRoots(r *Report, want []target, dis []int) {
 }
 
 // nothingKept is the ErrNothingKept error for a strip none of whose keep
-// and enable names (names) matches an entry.
-func (k *Kernel) nothingKept(names []string) error {
-	return fmt.Errorf("%w of this kernel (%s): stripping would disable every entry but %s, and the kernel would attach nothing", ErrNothingKept, firstFew(names, ", "), k.rootsText())
+// and enable names (names) matches an entry. It names the close matches
+// of the unknown names in near, since a misspelling is the likely cause.
+func (k *Kernel) nothingKept(names []string, near ...Unknown) error {
+	hint := ""
+	if len(near) > 0 {
+		parts := make([]string, 0, min(len(near), maxShown))
+		for _, u := range near[:min(len(near), maxShown)] {
+			parts = append(parts, strings.Join(u.Suggestions, " or ")+" for "+u.Name)
+		}
+		hint = " (did you mean " + strings.Join(parts, ", ") + "?)"
+	}
+	return fmt.Errorf("%w of this kernel (%s): stripping would disable every entry but %s, and the kernel would attach nothing%s", ErrNothingKept, firstFew(names, ", "), k.rootsText(), hint)
 }
 
 // rootsText names the root entries ("the root mainbus0"), or says there

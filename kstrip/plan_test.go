@@ -472,20 +472,26 @@ func TestEditDistance(t *testing.T) {
 }
 
 // TestNothingKept: a strip whose keep and enable names all miss this
-// kernel (ignored as unknown) would disable every entry but
-// mainbus0, leaving a kernel that attaches nothing: refused.
+// kernel would disable every entry but mainbus0, leaving a kernel that
+// attaches nothing: refused, with or without IgnoreUnknown. The refusal
+// comes first, not as ErrUnknownName, whose way out (ignoring unknown
+// names) would only reach it; a close name is still suggested.
 func TestNothingKept(t *testing.T) {
 	k, orig := parseFile(t, buildKernel(t, kstriptest.Options{Bits: 32, Entries: generic}))
 	for _, tc := range []struct {
 		name string
 		plan Plan
 		err  bool
+		want string
 	}{
-		{"keep names all unknown", Plan{Strip: true, Keep: []string{"vioff", "nosuch"}, IgnoreUnknown: true}, true},
-		{"keep and enable unknown", Plan{Strip: true, Keep: []string{"nosuch"}, Enable: []string{"nosuch0"}, IgnoreUnknown: true}, true},
-		{"one enable name known", Plan{Strip: true, Keep: []string{"nosuch"}, Enable: []string{"com0"}, IgnoreUnknown: true}, false},
-		{"one keep name known", Plan{Strip: true, Keep: []string{"nosuch", "mainbus"}, IgnoreUnknown: true}, false},
-		{"no strip", Plan{Disable: []string{"nosuch"}, IgnoreUnknown: true}, false},
+		{"keep names all unknown", Plan{Strip: true, Keep: []string{"vioff", "nosuch"}, IgnoreUnknown: true}, true, "(vioff, nosuch)"},
+		{"keep names all unknown, not ignored", Plan{Strip: true, Keep: []string{"vioff", "nosuch"}}, true, "attach nothing (did you mean vioif for vioff?)"},
+		{"one keep name unknown, not ignored", Plan{Strip: true, Keep: []string{"nosuch"}}, true, "(nosuch): stripping would disable every entry but the root mainbus0, and the kernel would attach nothing"},
+		{"keep and enable unknown", Plan{Strip: true, Keep: []string{"nosuch"}, Enable: []string{"nosuch0"}, IgnoreUnknown: true}, true, "(nosuch, nosuch0)"},
+		{"keep and enable unknown, not ignored", Plan{Strip: true, Keep: []string{"nosuch"}, Enable: []string{"nosuch0"}}, true, "(nosuch, nosuch0)"},
+		{"one enable name known", Plan{Strip: true, Keep: []string{"nosuch"}, Enable: []string{"com0"}, IgnoreUnknown: true}, false, ""},
+		{"one keep name known", Plan{Strip: true, Keep: []string{"nosuch", "mainbus"}, IgnoreUnknown: true}, false, ""},
+		{"no strip", Plan{Disable: []string{"nosuch"}, IgnoreUnknown: true}, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := k.Plan(tc.plan)
@@ -495,8 +501,8 @@ func TestNothingKept(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrNothingKept) || !strings.Contains(err.Error(), "mainbus") {
-				t.Fatalf("err %v (%d changes), want ErrNothingKept naming mainbus", err, len(r.Changes))
+			if !errors.Is(err, ErrNothingKept) || errors.Is(err, ErrUnknownName) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v (%d changes), want ErrNothingKept, not ErrUnknownName, saying %q", err, len(r.Changes), tc.want)
 			}
 			if !bytes.Equal(k.Bytes(), orig) {
 				t.Error("the kernel changed")
