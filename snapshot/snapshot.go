@@ -722,10 +722,15 @@ func readHeader(r io.ReaderAt) (Header, []byte, error) {
 	var h Header
 	head := make([]byte, HeaderSize)
 	if n, err := r.ReadAt(head, 0); n < HeaderSize {
-		if n >= len(Magic) && string(head[:len(Magic)]) != Magic {
-			return h, nil, fmt.Errorf("%w: bad magic %q", ErrFormat, head[:len(Magic)])
+		// A file shorter than the magic is a snapshot cut short only
+		// if it starts as one.
+		if m := min(n, len(Magic)); n > 0 && string(head[:m]) != Magic[:m] {
+			return h, nil, fmt.Errorf("%w: bad magic %q", ErrFormat, head[:m])
 		}
 		if err == nil || err == io.EOF {
+			if n == 0 {
+				return h, nil, fmt.Errorf("%w: the file is empty", ErrFormat)
+			}
 			return h, nil, fmt.Errorf("%w: header is %d bytes, want %d", ErrTruncated, n, HeaderSize)
 		}
 		return h, nil, fmt.Errorf("read header: %w", err)

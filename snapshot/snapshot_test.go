@@ -191,7 +191,12 @@ func TestRefusals(t *testing.T) {
 		{"second snapshot after it", func(b []byte) []byte { return append(b, b...) }, ErrCorrupt, "file is 24576 bytes, but its memory section ends at 12288"},
 		{"state cut", func(b []byte) []byte { return b[:HeaderSize+3] }, ErrTruncated, "state section ends at byte 131"},
 		{"header cut", func(b []byte) []byte { return b[:20] }, ErrTruncated, "header is 20 bytes"},
-		{"empty", func(b []byte) []byte { return nil }, ErrTruncated, "header is 0 bytes"},
+		{"header cut in the magic", func(b []byte) []byte { return b[:5] }, ErrTruncated, "header is 5 bytes"},
+		// A file shorter than the magic is no snapshot cut short
+		// unless it starts as one.
+		{"short text", func(b []byte) []byte { return []byte("doc\n") }, ErrFormat, `bad magic "doc\n"`},
+		{"one byte", func(b []byte) []byte { return []byte("X") }, ErrFormat, `bad magic "X"`},
+		{"empty", func(b []byte) []byte { return nil }, ErrFormat, "the file is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -437,7 +442,9 @@ func TestOpenHeader(t *testing.T) {
 func FuzzRead(f *testing.F) {
 	f.Add(sample(f))
 	f.Add([]byte(Magic))
-	padded := sample(f) // a byte of the padding before the memory set
+	f.Add([]byte("SMOL"))  // shorter than the magic: cut short
+	f.Add([]byte("doc\n")) // shorter than the magic: no snapshot
+	padded := sample(f)    // a byte of the padding before the memory set
 	padded[PageSize-1] = 1
 	f.Add(padded)
 	damaged := sample(f) // a version field damaged

@@ -132,8 +132,8 @@ func TestAdvise(t *testing.T) {
 			"b.tgz: entry 2 (./usr/pkg): a symlink cannot replace directory usr/pkg, which is not empty (it holds usr/pkg/bin) (" + replaceDirAdvice + ")"},
 		{"not a snapshot", fmt.Errorf("restore: snapshot d.img: %w: bad magic %q", snapshot.ErrFormat, "\x00"),
 			`restore: snapshot d.img: not a smolvmm snapshot: bad magic "\x00" (give --restore a file written by --snapshot)`},
-		{"snapshot cut short", fmt.Errorf("restore: snapshot e: %w: header is 0 bytes, want 128", snapshot.ErrTruncated),
-			"restore: snapshot e: snapshot is truncated: header is 0 bytes, want 128 (give --restore a whole file written by --snapshot)"},
+		{"snapshot cut short", fmt.Errorf("restore: snapshot e: %w: header is 20 bytes, want 128", snapshot.ErrTruncated),
+			"restore: snapshot e: snapshot is truncated: header is 20 bytes, want 128 (give --restore a whole file written by --snapshot)"},
 		// These said what was wrong, not what to do.
 		{"snapshot of another version", fmt.Errorf("restore: %w: version 5, this reader knows version 6", snapshot.ErrVersion),
 			"restore: unsupported snapshot format version: version 5, this reader knows version 6 (this smolvmm restores only its own format: take the snapshot again with its --snapshot)"},

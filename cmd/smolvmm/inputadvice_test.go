@@ -10,8 +10,9 @@ import (
 )
 
 // TestInputFileAdvice: errors about an input file say what to change: a
-// file that is no snapshot or is cut short given to --restore, an empty
-// -x set, a --module that is no regular file (as for -k).
+// file that is no snapshot given to --restore (empty or shorter than the
+// magic too: no snapshot cut short), an empty -x set, a --module that is
+// no regular file (as for -k).
 func TestInputFileAdvice(t *testing.T) {
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty")
@@ -22,6 +23,10 @@ func TestInputFileAdvice(t *testing.T) {
 	if err := os.WriteFile(notSnap, make([]byte, 4096), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	notes := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notes, []byte("doc\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	kern := testKernel(t, kstriptest.Options{Bits: 32})
 	tests := []struct {
 		name string
@@ -29,7 +34,10 @@ func TestInputFileAdvice(t *testing.T) {
 		want string // all of stderr
 	}{
 		{"restore empty", []string{"run", "--restore", empty, "--net", "none"},
-			"smolvmm run: restore: snapshot " + empty + ": snapshot is truncated: header is 0 bytes, want 128 (give --restore a whole file written by --snapshot)"},
+			"smolvmm run: restore: snapshot " + empty + ": not a smolvmm snapshot: the file is empty (give --restore a file written by --snapshot)"},
+		// Shorter than the magic: no snapshot, not one cut short.
+		{"restore a short text", []string{"run", "--restore", notes, "--net", "none"},
+			"smolvmm run: restore: snapshot " + notes + `: not a smolvmm snapshot: bad magic "doc\n" (give --restore a file written by --snapshot)`},
 		{"restore not a snapshot", []string{"run", "--restore", notSnap, "--net", "none"},
 			"smolvmm run: restore: snapshot " + notSnap + `: not a smolvmm snapshot: bad magic "\x00\x00\x00\x00\x00\x00\x00\x00" (give --restore a file written by --snapshot)`},
 		{"empty set", []string{"mkimg", "-x", empty, "-i", filepath.Join(dir, "x.img")},
