@@ -22,18 +22,21 @@ const SchemaVersion = "smolvmm-bench/1"
 //	{
 //	  "schema": "smolvmm-bench/1",
 //	  "date": "2026-11-26T06:30:00Z",
-//	  "host": {"kernel": "6.1.0-...", "cpus": 2, "kvm": "/dev/kvm usable"},
-//	  "config": {"kernel": "demo", "append": "...", "memory_mib": 128,
-//	             "boots": 20, "warmup": 2, "ready": "^smolvmm-demo: done"},
+//	  "host": {"kernel": "6.1.0-...", "cpus": 2, "cpus_from": "affinity", "kvm": "usable"},
+//	  "config": {"kernel": "demo", "append": "console=com root=ld0a", "memory_mib": 128,
+//	             "boots": 20, "warmup": 2, "net": "user"},
 //	  "systems": [{"name": "smolvmm", "command": [...],
-//	               "boots": [{"phases_ms": {"first-output": 2.1, "exit": 84}, "status": 0}],
+//	               "boots": [{"phases_ms": {"first-output": 7.7, "guest-exit": 43, "exit": 63}, "status": 1}],
 //	               "phases": [{"phase": "first-output", "n": 20, "min_ms": ..., "median_ms": ...,
 //	                           "p95_ms": ..., "max_ms": ..., "mean_ms": ...}],
-//	               "memory": {"sampled_at": "first-output", "rss_kib": ..., "guest_ram_kib": 131072,
+//	               "memory": {"sampled_at": "first-output", "settled": true, "rss_kib": ..., "guest_ram_kib": 131072,
 //	                          "guest_rss_kib": ..., "guest_written_kib": ..., "guest_mapping_kib": 131204,
 //	                          "overhead_kib": ..., "file_rss_kib": ...}}],
 //	  "ratios": [{"system": "qemu-kvm", "baseline": "smolvmm", "phase": "first-output", "median_ratio": 4.2}]
 //	}
+//
+// A demo boot's status is 1: its guest writes 0 to the debug-exit device,
+// which ends the VMM with (0<<1)|1 (DebugExitSuccess).
 //
 // A guest that does not end by itself (a system at its login prompt) is
 // stopped by the bench once it is ready: its boots have the phase

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -464,5 +465,50 @@ func TestValidateReadyBy(t *testing.T) {
 				t.Errorf("error %v, want ok %v", err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestResultsDocExample: the JSON example in Results' godoc is what a
+// demo bench writes: its keys are Results' fields, /dev/kvm's state is
+// hostInfo's "usable", and a demo boot's status is 1 (the demo's
+// debug-exit write of 0, (0<<1)|1), not 0. It said "/dev/kvm usable"
+// and status 0.
+func TestResultsDocExample(t *testing.T) {
+	src, err := os.ReadFile("results.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(src), "// Results is the JSON document")
+	if !ok {
+		t.Fatal("results.go lacks Results' godoc")
+	}
+	var ex strings.Builder
+	for _, line := range strings.Split(after, "\n")[1:] {
+		if !strings.HasPrefix(line, "//") {
+			break
+		}
+		if l, ok := strings.CutPrefix(line, "//\t"); ok {
+			ex.WriteString(l + "\n")
+		}
+	}
+	// "..." elides a list or a number; in a string it is part of it.
+	doc := strings.ReplaceAll(ex.String(), "[...]", "[]")
+	doc = strings.ReplaceAll(doc, ": ...", ": 0")
+	dec := json.NewDecoder(strings.NewReader(doc))
+	dec.DisallowUnknownFields()
+	var r Results
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("the example is no Results: %v\n%s", err, doc)
+	}
+	if r.Host.KVM != "usable" {
+		t.Errorf(`example's "kvm": %q, want "usable", as hostInfo writes`, r.Host.KVM)
+	}
+	if r.Config.Kernel != "demo" || len(r.Systems) == 0 || len(r.Systems[0].Boots) == 0 {
+		t.Fatalf("example: kernel %q, systems %+v; want a demo boot", r.Config.Kernel, r.Systems)
+	}
+	for _, b := range r.Systems[0].Boots {
+		if b.Status != 1 {
+			t.Errorf("example's demo boot status %d, want 1: the demo ends with a debug-exit write of 0", b.Status)
+		}
 	}
 }
