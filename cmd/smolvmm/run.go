@@ -204,6 +204,14 @@ func vmConfig(ctx context.Context, c *cli.Context) (cfg vmm.Config, cleanup func
 		// ..."); up found its -d images missing before its build, when
 		// one could still be the image it builds (checkDisks cannot).
 		if _, err := os.Stat(d.Path); errors.Is(err, fs.ErrNotExist) {
+			// A -k kernel the VM would refuse is said first, as
+			// bench says it: it was learnt of only once the missing
+			// disk had been made.
+			if hasFlag(c, "kernel") && c.String("kernel") != "" && !restoring(c) {
+				if kerr := checkKernelFile(c.String("kernel")); kerr != nil { // checks.go
+					return cfg, cleanup, kerr
+				}
+			}
 			return cfg, cleanup, inputFileError("-d", d.Path, d.Path, err)
 		}
 		// A restore's disk is the snapshot's, whose guest may have
