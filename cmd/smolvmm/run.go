@@ -108,10 +108,11 @@ before the guest ran, 141 when the reader of its output went away (SIGPIPE),
 148 when the seccomp filter stopped a forbidden call (159 when the kernel
 killed it, or another process sent the VMM SIGSYS), and with --jail 128+n when signal n killed the jailed VMM.
 A --snapshot run that wrote no snapshot keeps these statuses and warns
-that none was taken and why (the guest never became ready, or every attempt
-failed: the one at ready, each C-a s); with --snapshot-exit, a guest that ends
-by itself before it is ready, or whose snapshot failed, gives 1 (a stop by
-Ctrl-A x or a signal, 130).
+that none was taken and why (the guest never became ready, it crashed
+or the run failed first, or every attempt failed: the one at ready, each
+C-a s); with --snapshot-exit, a guest that ends by itself before it is
+ready, or whose snapshot failed, gives 1 (a stop by Ctrl-A x or a signal,
+130).
 SIGQUIT, SIGABRT and SIGTRAP end it with Go's stack dump and status 2
 (a terminal put back first); SIGUSR1, SIGUSR2 and SIGALRM are ignored.
 
@@ -609,6 +610,12 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 		var none *noSnapshotError
 		if errors.As(serr, &none) {
 			none.ready, none.unended = cfg.Ready, m.ReadyUnended() // why it never became ready
+			switch {
+			case errors.Is(err, vmm.ErrGuestCrash):
+				none.stopped = "the guest crashed before it became ready"
+			case err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
+				none.stopped = "the run failed before the guest became ready"
+			}
 		}
 		switch {
 		case errors.As(serr, &none) && (err != nil || !c.Bool("snapshot-exit") || exit.Reason == vmm.ExitStopped):

@@ -1078,13 +1078,14 @@ func setupSnapshot(c *cli.Context, cfg *vmm.Config) (run *snapRun, done func() e
 		}
 	}
 	return run, func() error {
+		_, existed, _ := t.ReadOld(nil) // before Close, which forgets it
 		written := t.Close()
 		if snapErr != nil {
 			return snapshotWriteAdvice(t, snapErr)
 		}
 		if !written {
 			n, last := run.failures.get()
-			return &noSnapshotError{path: path, attempts: n, last: last}
+			return &noSnapshotError{path: path, attempts: n, last: last, absent: !existed}
 		}
 		return nil
 	}, nil
@@ -1105,19 +1106,31 @@ type noSnapshotError struct {
 	// (vmm.Machine.ReadyUnended): the reason it was never ready.
 	ready   *regexp.Regexp
 	unended string
+	// absent: there was no file at the path, so none is "as it was".
+	absent bool
+	// stopped says how the run ended before the guest was ready when it
+	// ended in a crash or an error ("the guest crashed before it became
+	// ready"): readiness markers are then no way out.
+	stopped string
 }
 
 func (e *noSnapshotError) Error() string {
+	file := "the file is as it was"
+	if e.absent {
+		file = "no file was written"
+	}
 	switch {
 	case e.attempts == 1:
-		return fmt.Sprintf("--snapshot %s: no snapshot was taken and the file is as it was: the snapshot attempt failed: %v", e.path, e.last)
+		return fmt.Sprintf("--snapshot %s: no snapshot was taken and %s: the snapshot attempt failed: %v", e.path, file, e.last)
 	case e.attempts > 1:
-		return fmt.Sprintf("--snapshot %s: no snapshot was taken and the file is as it was: the %d snapshot attempts failed, the last with: %v", e.path, e.attempts, e.last)
+		return fmt.Sprintf("--snapshot %s: no snapshot was taken and %s: the %d snapshot attempts failed, the last with: %v", e.path, file, e.attempts, e.last)
+	case e.stopped != "":
+		return fmt.Sprintf("--snapshot %s: %s, so no snapshot was taken and %s", e.path, e.stopped, file)
 	}
 	if hint := readyUnendedHint(e.ready, e.unended); hint != "" {
-		return fmt.Sprintf("--snapshot %s: the guest never became ready, so no snapshot was taken and the file is as it was: %s", e.path, hint)
+		return fmt.Sprintf("--snapshot %s: the guest never became ready, so no snapshot was taken and %s: %s", e.path, file, hint)
 	}
-	return fmt.Sprintf("--snapshot %s: the guest never became ready, so no snapshot was taken and the file is as it was (mark readiness with --ready or --ready-port, or have the guest write port 0x505)", e.path)
+	return fmt.Sprintf("--snapshot %s: the guest never became ready, so no snapshot was taken and %s (mark readiness with --ready or --ready-port, or have the guest write port 0x505)", e.path, file)
 }
 
 // readyUnendedHint says why --ready's pattern re never matched the line
