@@ -293,7 +293,7 @@ func benchAction(c *cli.Context) error {
 	for i, spec := range c.StringSlice("disk") {
 		d, err := blk.ParseDiskSpec(spec)
 		if err != nil {
-			return usageErrorf("-d: %v", err)
+			return diskSpecError(err)
 		}
 		if err := benchSetup(ctx, checkDiskFile(d, i, c.String("restore") != "")); err != nil {
 			return err
@@ -320,7 +320,7 @@ func benchAction(c *cli.Context) error {
 	for _, d := range c.StringSlice("disk") {
 		spec, err := blk.ParseDiskSpec(d)
 		if err != nil {
-			return usageErrorf("-d: %v", err)
+			return diskSpecError(err)
 		}
 		// The serial smolvmm's guest reads, given or derived: QEMU's
 		// guest would read none.

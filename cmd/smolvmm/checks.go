@@ -173,7 +173,7 @@ func checkDisks(c *cli.Context) error {
 	for _, spec := range c.StringSlice("disk") {
 		d, err := blk.ParseDiskSpec(spec)
 		if err != nil {
-			return usageErrorf("-d: %v", err)
+			return diskSpecError(err)
 		}
 		if abs, err := filepath.Abs(d.Path); err == nil {
 			if first, ok := byPath[abs]; ok {

@@ -361,6 +361,11 @@ type usageStatus struct{ error }
 // ExitCode makes usageStatus a cli.ExitCoder.
 func (usageStatus) ExitCode() int { return 2 }
 
+// diskSpecError is blk.ParseDiskSpec's refusal of a -d value: status 2,
+// wrapped rather than flattened into text, so that advise still finds the
+// library's error (an option given twice) and adds what to do.
+func diskSpecError(err error) error { return usageStatus{fmt.Errorf("-d: %w", err)} }
+
 func (u usageStatus) Unwrap() error { return u.error }
 
 // crashStatus is a guest's crash: exit status 2, the error kept (its
