@@ -15,10 +15,12 @@ import (
 // TestReadmeSIGPIPEExample: the exit-status table's 141 row gave
 // `smolvmm kstrip --list K | head -1` as a SIGPIPE, but a table that
 // fits the pipe's buffer (the g4u kernel's 30 KB listing) is all written
-// before head goes away, and the status is 0. The row now gives kstrip's
-// JSON, which outgrows the buffer on a GENERIC kernel, and says that a
-// shorter output ends 0: both are checked here, on a table of 2000
-// entries and on a small one.
+// before head goes away, and the status is then 0 (not always: the
+// listing is several writes, and head may leave between two). The row now
+// gives kstrip's JSON, which outgrows the buffer on a GENERIC kernel: a
+// table of 2000 entries, whose writer is still blocked on the full pipe
+// when its reader goes away, dies of SIGPIPE every time; and it says a
+// shorter output may end 0.
 func TestReadmeSIGPIPEExample(t *testing.T) {
 	var row string
 	for _, line := range strings.Split(readme(t), "\n") {
@@ -26,7 +28,7 @@ func TestReadmeSIGPIPEExample(t *testing.T) {
 			row = line
 		}
 	}
-	for _, want := range []string{"`smolvmm kstrip --json K | head -1`", "64 KiB", "ends 0"} {
+	for _, want := range []string{"`smolvmm kstrip --json K | head -1`", "64 KiB", "may be all written"} {
 		if !strings.Contains(row, want) {
 			t.Errorf("README's 141 row lacks %q: %s", want, row)
 		}
@@ -36,47 +38,28 @@ func TestReadmeSIGPIPEExample(t *testing.T) {
 		big = append(big, kstriptest.Entry{Name: fmt.Sprintf("dev%d", i), Attach: fmt.Sprintf("dev%d", i), State: 2,
 			Parent: &kstriptest.Parent{IAttr: "mainbus", Name: "mainbus", Unit: -1}})
 	}
-	for _, tt := range []struct {
-		name    string
-		kernel  string
-		sigpipe bool
-	}{
-		{"large table", testKernel(t, kstriptest.Options{Bits: 32, Entries: big}), true},
-		{"small table", testKernel(t, kstriptest.Options{Bits: 32}), false},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			r, w, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(smolvmmBin(t), "kstrip", "--json", tt.kernel)
-			cmd.Stdout = w
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			w.Close()
-			// As head -1: one line, then the reader goes away. A
-			// small table is all in the pipe by then.
-			if _, err := bufio.NewReader(r).ReadString('\n'); err != nil {
-				t.Fatal(err)
-			}
-			if !tt.sigpipe {
-				err := cmd.Wait()
-				r.Close()
-				if err != nil {
-					t.Fatalf("small table: %v, want status 0", err)
-				}
-				return
-			}
-			r.Close()
-			err = cmd.Wait()
-			ee, ok := err.(*exec.ExitError)
-			if !ok {
-				t.Fatalf("kstrip --json into a pipe closed after a line: %v, want death by SIGPIPE", err)
-			}
-			if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGPIPE {
-				t.Errorf("kstrip --json into a pipe closed after a line: %v, want death by SIGPIPE", err)
-			}
-		})
+	kernel := testKernel(t, kstriptest.Options{Bits: 32, Entries: big})
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(smolvmmBin(t), "kstrip", "--json", kernel)
+	cmd.Stdout = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	// As head -1: one line, then the reader goes away.
+	if _, err := bufio.NewReader(r).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	err = cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok {
+		t.Fatalf("kstrip --json into a pipe closed after a line: %v, want death by SIGPIPE", err)
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGPIPE {
+		t.Errorf("kstrip --json into a pipe closed after a line: %v, want death by SIGPIPE", err)
 	}
 }
