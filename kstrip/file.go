@@ -57,7 +57,7 @@ func ReadFile(path string) (*File, error) {
 	}
 	magic = magic[:n]
 	if n == 0 {
-		return nil, fmt.Errorf("%s: %w", path, emptyError{})
+		return nil, fmt.Errorf("%s: %w", path, &NotELFError{Empty: true})
 	}
 	if !isELF(magic) && !kernelimage.IsGzip(magic) {
 		return nil, fmt.Errorf("%s: %w", path, notELF(magic))
@@ -79,17 +79,6 @@ func ReadFile(path string) (*File, error) {
 	}
 	return f, nil
 }
-
-// emptyError is ReadFile's error for an empty file, in the words smolvmm
-// run uses for one ("the file starts with \"\"" said it darkly). An empty
-// file is no ELF file: it matches ErrNotELF.
-type emptyError struct{}
-
-func (emptyError) Error() string {
-	return "the file is empty; give an uncompressed or gzipped NetBSD kernel"
-}
-
-func (emptyError) Is(target error) bool { return target == ErrNotELF }
 
 // ErrNotRegular is matched by WriteFile's error for an output that exists
 // and is not a regular file (a device, FIFO, socket or directory): such a

@@ -99,6 +99,10 @@ func TestLayoutChoice(t *testing.T) {
 					if !errors.Is(err, ErrLayout) {
 						t.Fatalf("Parse: %v, want ErrLayout", err)
 					}
+					// Facts only: the CLI says what to do (kstripKernelAdvice).
+					if strings.Contains(err.Error(), "use ") {
+						t.Errorf("error %q gives advice", err)
+					}
 					for _, w := range tc.wantErr {
 						w = strings.ReplaceAll(w, "offset 8", "offset "+itoa(int64(bits/4)))
 						w = strings.ReplaceAll(w, "at 10", "at "+itoa(int64(bits/4+2)))

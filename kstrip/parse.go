@@ -331,15 +331,21 @@ func notELF(b []byte) error {
 
 // NotELFError is the error for a file that starts neither with the ELF
 // magic nor with gzip's: unknown bytes, or data compressed otherwise than
-// by gzip, which a kernel can be before it is decompressed. It matches
-// ErrNotELF.
+// by gzip, which a kernel can be before it is decompressed, or an empty
+// file. It matches ErrNotELF.
 type NotELFError struct {
 	Head []byte // the file's first bytes, up to 4
-	what string // what its magic says it is (": it is xz-compressed data"), "" when unknown
+	// Empty is set for ReadFile's empty file, said in the words smolvmm
+	// run uses for one (`the file starts with ""` said it darkly).
+	Empty bool
+	what  string // what its magic says it is (": it is xz-compressed data"), "" when unknown
 }
 
 // Error quotes the file's first bytes and says what they are, when known.
 func (e *NotELFError) Error() string {
+	if e.Empty {
+		return "the file is empty"
+	}
 	return fmt.Sprintf("%v: the file starts with %q, not \"\\x7fELF\"%s", ErrNotELF, e.Head, e.what)
 }
 
@@ -374,7 +380,7 @@ func head(b []byte) []byte {
 func findSymbols(f *elf.File) (cfdata, drivers uint64, err error) {
 	syms, err := f.Symbols()
 	if errors.Is(err, elf.ErrNoSymbols) {
-		return 0, 0, fmt.Errorf("%w: the kernel is stripped, so kstrip cannot find cfdata; NetBSD release kernels (netbsd-GENERIC) keep their symbols: use one of those", ErrNoSymbols)
+		return 0, 0, fmt.Errorf("%w: the kernel is stripped, so kstrip cannot find cfdata; NetBSD release kernels (netbsd-GENERIC) keep their symbols", ErrNoSymbols)
 	}
 	if err != nil {
 		// A table there but unreadable is no stripped kernel.
@@ -510,7 +516,7 @@ func (k *Kernel) chooseLayout(offs []uint64) error {
 			k.lay = l
 			return nil
 		}
-		return fmt.Errorf("%w: %s: %s, so struct cfdata is %s, but %s; the version note and the table disagree, so kstrip does not know where to write (NetBSD's own kernels agree: use a release kernel)", ErrLayout, where, says, l.name(), wrong(l, f))
+		return fmt.Errorf("%w: %s: %s, so struct cfdata is %s, but %s; the version note and the table disagree, so kstrip does not know where to write (NetBSD's release kernels agree)", ErrLayout, where, says, l.name(), wrong(l, f))
 	}
 	neither := func() error {
 		return fmt.Errorf("%w: %s fits neither %s (%s) nor %s (%s): not a table NetBSD's config(1) writes, or from a release kstrip does not know", ErrLayout, where, old.name(), wrong(old, fo), packed.name(), wrong(packed, fp))
@@ -539,7 +545,7 @@ func (k *Kernel) chooseLayout(offs []uint64) error {
 		if k.version != 0 {
 			why = says + ", from the time the layout changed"
 		}
-		return fmt.Errorf("%w: %s reads sensibly both as %s and as %s, which keep cf_fstate in different bytes, and %s: cannot tell which one to write (release kernels carry a version note: use one of those)", ErrLayout, where, old.name(), packed.name(), why)
+		return fmt.Errorf("%w: %s reads sensibly both as %s and as %s, which keep cf_fstate in different bytes, and %s: cannot tell which one to write (release kernels carry a version note)", ErrLayout, where, old.name(), packed.name(), why)
 	}
 	return nil
 }

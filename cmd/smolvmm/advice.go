@@ -85,6 +85,10 @@ var adviceTable = []advice{
 	{is: isErr(blk.ErrOptionTwice), cli: "give each option once"},
 	{is: isErr(blk.ErrNotRegular), cli: "give a raw image file"},
 	{is: kstripNotKernel, cli: "give an uncompressed or gzipped NetBSD kernel"},
+	// A kernel kstrip cannot edit that a release's would be: not up's
+	// (mirrorKernelError), whose user gave no kernel.
+	{is: kstripGiven(kstrip.ErrNoSymbols), cli: "give a NetBSD release kernel, such as netbsd-GENERIC, which keeps its symbols"},
+	{is: kstripGiven(kstrip.ErrLayout), cli: "give a NetBSD release kernel, such as netbsd-GENERIC"},
 	{is: isErr(imagebuilder.ErrExists), lib: "set Config.Force to replace it", cli: "pass -f to overwrite it"},
 	{is: isErr(kstrip.ErrUnknownName), lib: "ignore unknown names", cli: "pass --ignore-unknown"},
 	// kstrip and run refuse it alike (kstrip.ErrKASLR is
@@ -453,6 +457,12 @@ func fatName(pair bool) func(error) bool {
 // kernel.
 func kstripNotKernel(err error) bool {
 	return isAs[*kstrip.NotELFError](err) && !isAs[*fileError](err)
+}
+
+// kstripGiven matches kstrip's target about a kernel the user gave: not
+// up's of the release's kernel (mirrorKernelError, a *fileError).
+func kstripGiven(target error) func(error) bool {
+	return func(err error) bool { return errors.Is(err, target) && !isAs[*fileError](err) }
 }
 
 // isAs reports whether err holds an error of type E.

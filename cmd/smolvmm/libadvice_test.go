@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/kstrip"
+	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/virtio/blk"
 )
@@ -26,6 +28,10 @@ func TestLibraryFactsGetAdvice(t *testing.T) {
 		return f
 	}
 	errOf := func(_ any, err error) error { return err }
+	emptyFile := filepath.Join(dir, "empty")
+	if err := os.WriteFile(emptyFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		err    error
@@ -39,6 +45,7 @@ func TestLibraryFactsGetAdvice(t *testing.T) {
 		{"disk option twice", errOf(blk.ParseDiskSpec("b.img,serial=ab,serial=cd")), "(give each option once)"},
 		{"disk a directory", errOf(blk.Open(dir, blk.Options{ReadOnly: true})), "(give a raw image file)"},
 		{"kernel text", fmt.Errorf("kstrip: k: %w", errOf(kstrip.Parse([]byte("hello, no kernel here")))), "(give an uncompressed or gzipped NetBSD kernel)"},
+		{"kernel empty", errOf(kstrip.ReadFile(emptyFile)), "(give an uncompressed or gzipped NetBSD kernel)"},
 		{"kernel xz", fmt.Errorf("kstrip: k: %w", errOf(kstrip.Parse([]byte("\xfd7zXZ\x00\x00\x04\xe6\xd6\xb4F")))), "(give an uncompressed or gzipped NetBSD kernel)"},
 	}
 	for _, tt := range tests {
@@ -54,6 +61,27 @@ func TestLibraryFactsGetAdvice(t *testing.T) {
 				t.Errorf("advise: %q, want it to end %q, once", got, tt.advice)
 			}
 		})
+	}
+}
+
+// TestKstripFactsGetAdvice: kstrip says a kernel is stripped, and this
+// program which kernel to give instead, once.
+func TestKstripFactsGetAdvice(t *testing.T) {
+	data, err := os.ReadFile(testKernel(t, kstriptest.Options{Bits: 32, Stripped: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = kstrip.Parse(data)
+	const a = "give a NetBSD release kernel, such as netbsd-GENERIC, which keeps its symbols"
+	if !errors.Is(err, kstrip.ErrNoSymbols) || strings.Contains(err.Error(), "use ") {
+		t.Fatalf("Parse: %v, want ErrNoSymbols without advice", err)
+	}
+	if got := advise(fmt.Errorf("kstrip: k: %w", err)); !strings.HasSuffix(got, " ("+a+")") || strings.Count(got, a) != 1 {
+		t.Errorf("advise: %q, want it to end (%s), once", got, a)
+	}
+	// Not up's: its user gave no kernel.
+	if got := advise(mirrorKernelError("k", err)); strings.Contains(got, a) {
+		t.Errorf("advise: %q, want no kernel asked of up's user", got)
 	}
 }
 

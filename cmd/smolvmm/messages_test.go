@@ -474,7 +474,7 @@ func TestNewUserMessages(t *testing.T) {
 		// An empty kernel in run's words; kstrip said `the file starts
 		// with "", not "\x7fELF"`.
 		{"kstrip empty", []string{"kstrip", empty}, 1,
-			[]string{"smolvmm kstrip: " + empty + ": the file is empty; give an uncompressed or gzipped NetBSD kernel"}, nil, []string{"starts with"}},
+			[]string{"smolvmm kstrip: " + empty + ": the file is empty (give an uncompressed or gzipped NetBSD kernel)"}, nil, []string{"starts with"}},
 		{"run -k empty", []string{"run", "-k", empty, "--net", "none"}, 1,
 			[]string{"smolvmm run: read kernel: " + empty + ": the file is empty (check the path given with -k)"}, nil, nil},
 		// The full path, and what etc/rc must be.

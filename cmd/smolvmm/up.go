@@ -950,16 +950,14 @@ func dateUpService(s *service.Service) (time.Time, string, error) {
 	return at, digest, nil
 }
 
-// kstripKernelAdvice is what kstrip tells its user of a file that is no
-// kernel; up's user gave no kernel, so up advises of the release instead.
-const kstripKernelAdvice = "; give an uncompressed or gzipped NetBSD kernel"
-
 // mirrorKernelError is err about the kernel up fetched, path, which
 // matched its SHA512 and still is no kernel kstrip can edit: the mirror's,
 // version's or port's fault, not one of a kernel the user passed. The
-// path is left to the caller, which names it (rebuild.StripCached).
+// path is left to the caller, which names it (rebuild.StripCached). kstrip
+// states facts: what to give instead is advise's (kstripNotKernel), which
+// passes over this error, as up's user gave no kernel.
 func mirrorKernelError(path string, err error) error {
-	msg := strings.TrimPrefix(strings.Replace(err.Error(), kstripKernelAdvice, "", 1), path+": ")
+	msg := strings.TrimPrefix(err.Error(), path+": ")
 	return &fileError{msg + " (the release's kernel matched its SHA512, yet is no NetBSD kernel up can strip: check --mirror, --version and --arch)", err}
 }
 
