@@ -133,7 +133,7 @@ func (d *download) run(ctx context.Context) error {
 			continue
 		}
 		if html {
-			return fmt.Errorf("%w; what arrived is an HTML page (not labelled text/html), not %s: check the mirror URL and any proxy or captive portal", err, d.name)
+			return &UnlabelledHTMLError{File: d.name, Err: err}
 		}
 		return err
 	}
@@ -490,7 +490,7 @@ func sizeString(n int64) string {
 
 // transferErr reports a body that broke off while reading a small file.
 func transferErr(url string, err error) error {
-	return fmt.Errorf("%w: GET %s: %w (run again)", ErrTruncated, shown(url), err)
+	return fmt.Errorf("%w: GET %s: %w", ErrTruncated, shown(url), err)
 }
 
 // HTMLError is a mirror's answer of an HTML page, status 200, for a
@@ -510,3 +510,19 @@ func (e *HTMLError) Error() string {
 
 // Is makes errors.Is(err, ErrHTTP) true for an *HTMLError.
 func (e *HTMLError) Is(target error) bool { return target == ErrHTTP }
+
+// UnlabelledHTMLError is a release file that failed verification (Err)
+// and is an HTML page not labelled text/html: an error or login page, as
+// an *HTMLError's, not a transfer cut short or corrupted.
+type UnlabelledHTMLError struct {
+	File string // the release file asked for ("rescue.tgz")
+	Err  error  // the verification's error
+}
+
+// Error says the verification's error, then what arrived.
+func (e *UnlabelledHTMLError) Error() string {
+	return fmt.Sprintf("%v; what arrived is an HTML page (not labelled text/html), not %s", e.Err, e.File)
+}
+
+// Unwrap returns the verification's error.
+func (e *UnlabelledHTMLError) Unwrap() error { return e.Err }

@@ -62,7 +62,7 @@ type DigestError struct {
 
 // Error names the file, the deleted path and both digests.
 func (e *DigestError) Error() string {
-	return fmt.Sprintf("SHA512 mismatch for %s (deleted %s): expected %s, got %s; the mirror or the transfer is corrupt, run again or try another mirror",
+	return fmt.Sprintf("SHA512 mismatch for %s (deleted %s): expected %s, got %s; the mirror or the transfer is corrupt",
 		e.File, e.Path, e.Expected, e.Actual)
 }
 

@@ -421,9 +421,9 @@ func (r *release) digests(ctx context.Context, sub string, refresh bool) (d Dige
 	d, err = ParseDigests(data)
 	if err != nil {
 		if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "text/html") {
-			return nil, false, fmt.Errorf("mirror answered HTML (Content-Type %s) instead of the digest file %s: check the mirror URL, it must point at a NetBSD release tree such as %s: %w", ct, shown(url), DefaultMirror, err)
+			return nil, false, fmt.Errorf("mirror answered HTML (Content-Type %s) instead of the digest file %s: %w", ct, shown(url), err)
 		}
-		return nil, false, fmt.Errorf("%s: check the mirror URL, it must point at a NetBSD release tree such as %s: %w", shown(url), DefaultMirror, err)
+		return nil, false, fmt.Errorf("%s: %w", shown(url), err)
 	}
 	if err := writeFileAtomic(path, data); err != nil {
 		return nil, false, err
@@ -614,9 +614,9 @@ func (f *Fetcher) get(ctx context.Context, url string, offset int64) (*http.Resp
 			return nil, proxyAuthErr(url, "407 "+cause.Error())
 		}
 		if strings.HasPrefix(cause.Error(), "stopped after") && strings.HasSuffix(cause.Error(), "redirects") {
-			return nil, fmt.Errorf("%w: GET %s: the mirror redirects in a loop (%v): check the mirror URL", ErrHTTP, shown(url), cause)
+			return nil, fmt.Errorf("%w: GET %s: the mirror redirects in a loop (%v)", ErrHTTP, shown(url), cause)
 		}
-		return nil, fmt.Errorf("%w: cannot reach the mirror: GET %s: %w (check the network connection, HTTPS_PROXY/HTTP_PROXY, or the mirror URL)", ErrNetwork, shown(url), cause)
+		return nil, fmt.Errorf("%w: cannot reach the mirror: GET %s: %w", ErrNetwork, shown(url), cause)
 	}
 	if resp.StatusCode == http.StatusProxyAuthRequired {
 		// The proxy's answer (an http:// mirror), not the mirror's.

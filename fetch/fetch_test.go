@@ -221,6 +221,7 @@ func TestFetchWrongDigestFile(t *testing.T) {
 	if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), sha512hex([]byte("something else"))) {
 		t.Fatalf("err = %v, want a digest mismatch naming the listed digest", err)
 	}
+	noAdvice(t, err)
 	// Once the mirror is fixed, the next run fetches the digest file again
 	// instead of trusting the cached wrong one.
 	srv.AddRelease(testRelease())
@@ -283,6 +284,7 @@ func TestFetchHTMLInsteadOfDigests(t *testing.T) {
 	if !errors.Is(err, ErrNotDigestFile) || !strings.Contains(err.Error(), "HTML") || !strings.Contains(err.Error(), "kernel/SHA512") {
 		t.Fatalf("err = %v, want ErrNotDigestFile saying HTML and naming kernel/SHA512", err)
 	}
+	noAdvice(t, err)
 	if _, err := os.Stat(filepath.Join(f.Cache, "9.3", "i386", "kernel", "SHA512")); !os.IsNotExist(err) {
 		t.Error("an HTML answer was cached as a digest file")
 	}
@@ -411,6 +413,18 @@ func TestFetchNoNetwork(t *testing.T) {
 	_, err := f.Fetch(context.Background(), "9.3", "i386")
 	if !errors.Is(err, ErrNetwork) || !strings.Contains(err.Error(), "cannot reach the mirror") {
 		t.Fatalf("err = %v, want ErrNetwork", err)
+	}
+	noAdvice(t, err)
+}
+
+// noAdvice fails t when err tells its reader what to do: the library
+// states facts, and its caller advises (smolvmm's advice.go).
+func noAdvice(t *testing.T, err error) {
+	t.Helper()
+	for _, a := range []string{"check ", "run again", "try ", "mirror URL"} {
+		if strings.Contains(err.Error(), a) {
+			t.Errorf("err = %q advises %q", err, a)
+		}
 	}
 }
 
@@ -632,6 +646,10 @@ func TestFetchHTMLWithoutContentType(t *testing.T) {
 	if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), "HTML page") || !strings.Contains(err.Error(), "not rescue.tgz") {
 		t.Fatalf("err = %v, want a digest mismatch saying an HTML page arrived instead of rescue.tgz", err)
 	}
+	if !errors.As(err, new(*UnlabelledHTMLError)) {
+		t.Errorf("err = %v, want an *UnlabelledHTMLError", err)
+	}
+	noAdvice(t, err)
 	if _, err := os.Stat(filepath.Join(f.Cache, "9.3", "i386", "sets", "rescue.tgz.part")); !os.IsNotExist(err) {
 		t.Error("the HTML page was kept")
 	}

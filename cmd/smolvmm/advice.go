@@ -50,13 +50,20 @@ func isErr(target error) func(error) bool {
 var adviceTable = []advice{
 	{is: isAs[*fetch.ElsewhereError], say: elsewhereAdvice}, // fetch.go
 	{is: notFoundHere, cli: "--version, --arch and --mirror choose the release and the mirror"},
-	{is: isErr(fetch.ErrNetwork), lib: "or the mirror URL", cli: "or --mirror"},
-	{is: isErr(fetch.ErrNotDigestFile), lib: "check the mirror URL", cli: "check --mirror"},
-	{is: func(err error) bool { return errors.Is(err, fetch.ErrHTTP) && !isAs[*fetch.HTMLError](err) }, lib: "check the mirror URL", cli: "check --mirror"},
+	{is: isErr(fetch.ErrNetwork), cli: "check the network connection, HTTPS_PROXY/HTTP_PROXY, or --mirror"},
+	{is: isErr(fetch.ErrNotDigestFile), cli: "check --mirror: it must point at a NetBSD release tree such as " + fetch.DefaultMirror},
+	{is: func(err error) bool { return errors.Is(err, fetch.ErrHTTP) && !isAs[*fetch.HTMLError](err) }, cli: "check --mirror"},
 	// An error or login page served as the file: a proxy's or a captive
 	// portal's, or a mirror URL that leads to no release tree.
-	{is: isAs[*fetch.HTMLError], cli: "check --mirror and any proxy or captive portal"},
-	{is: isErr(fetch.ErrDigestMismatch), lib: "try another mirror", cli: "try another --mirror"},
+	{is: func(err error) bool { return isAs[*fetch.HTMLError](err) || isAs[*fetch.UnlabelledHTMLError](err) }, cli: "check --mirror and any proxy or captive portal"},
+	// Not a page served as the file: fetching it again fetches it again.
+	{is: func(err error) bool {
+		return errors.Is(err, fetch.ErrDigestMismatch) && !isAs[*fetch.UnlabelledHTMLError](err)
+	}, cli: "run again or try another --mirror"},
+	// A transfer cut short, not by a signal (which says what it keeps).
+	{is: func(err error) bool {
+		return errors.Is(err, fetch.ErrTruncated) && !isAs[*fetch.InterruptedError](err)
+	}, cli: "run again"},
 	{is: isErr(fetch.ErrNoSpace), cli: "free some space or choose another --cache directory"},
 	{is: isErr(fetch.ErrNoCacheDir), cli: "pass --cache DIR"},
 	{is: isAs[*fetch.ForeignCacheError], say: foreignCacheAdvice},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/smolvmm/smolvmm/fetch"
+	"github.com/smolvmm/smolvmm/fetch/fetchtest"
 	"github.com/smolvmm/smolvmm/kstrip"
 	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
 	"github.com/smolvmm/smolvmm/netback"
@@ -100,5 +102,51 @@ func TestLibraryAdviceNotDoubled(t *testing.T) {
 	_, err := kstrip.Parse([]byte("<html>mirror error page</html>"))
 	if got := advise(mirrorKernelError(path, fmt.Errorf("%s: %w", path, err))); strings.Contains(got, "give an uncompressed") {
 		t.Errorf("advise: %q, want no kernel asked of up's user", got)
+	}
+}
+
+// TestFetchFactsGetAdvice: fetch's errors about the mirror state facts,
+// and advise adds what to do, once (it rewrote fetch's own "check the
+// mirror URL" and "try another mirror" into the flags' words).
+func TestFetchFactsGetAdvice(t *testing.T) {
+	html := fetchtest.Fault{Status: 200, ContentType: "text/html", Body: []byte("<!DOCTYPE html><html>wifi</html>")}
+	tests := []struct {
+		name   string
+		rel    string // the file served wrong
+		fault  fetchtest.Fault
+		advice string
+	}{
+		{"digest file HTML", fetchtest.KernelPath("9.3", "i386", "SHA512"), html,
+			"check --mirror: it must point at a NetBSD release tree such as " + fetch.DefaultMirror},
+		{"digest file garbage", fetchtest.KernelPath("9.3", "i386", "SHA512"), fetchtest.Fault{Status: 200, Body: []byte("no digests")},
+			"check --mirror: it must point at a NetBSD release tree such as " + fetch.DefaultMirror},
+		{"digest mismatch", fetchtest.SetsPath("9.3", "i386", "rescue.tgz"), fetchtest.Fault{Status: 200, Body: []byte("other bytes")},
+			"run again or try another --mirror"},
+		{"unlabelled HTML", fetchtest.SetsPath("9.3", "i386", "rescue.tgz"), fetchtest.Fault{Status: 200, ContentType: "application/octet-stream", Body: []byte("\n<!DOCTYPE HTML>\n<html>503</html>")},
+			"check --mirror and any proxy or captive portal"},
+		{"no network", "", fetchtest.Fault{}, "check the network connection, HTTPS_PROXY/HTTP_PROXY, or --mirror"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := fetchtest.NewServer(fetchtest.Release{Version: "9.3", Arch: "i386", Kernel: []byte("k"),
+				Sets: map[string][]byte{"rescue.tgz": []byte("r")}})
+			defer srv.Close()
+			if tt.rel != "" {
+				srv.SetFault(tt.rel, tt.fault)
+			} else {
+				srv.Close()
+			}
+			f := &fetch.Fetcher{Mirror: srv.Mirror(), Cache: t.TempDir()}
+			_, err := f.Fetch(context.Background(), "9.3", "i386", "rescue.tgz")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if strings.Contains(err.Error(), "check ") || strings.Contains(err.Error(), "run again") || strings.Contains(err.Error(), "mirror URL") {
+				t.Errorf("fetch's error %q advises", err)
+			}
+			if got := advise(err); !strings.HasSuffix(got, " ("+tt.advice+")") || strings.Count(got, tt.advice) != 1 || strings.Count(got, "(") != strings.Count(err.Error(), "(")+1 {
+				t.Errorf("advise: %q, want it to end (%s), once, and no other advice", got, tt.advice)
+			}
+		})
 	}
 }
