@@ -105,7 +105,7 @@ func (a *lowArea) add(data []byte, align uint64, what string) (uint32, error) {
 	addr := alignUp(a.next, align)
 	end := addr + uint64(len(data))
 	if end > LowAreaEnd {
-		return 0, fmt.Errorf("%w: %s (%d bytes) would end at %#x, past %#x (the loader's window starts at %#x); pass fewer or shorter modules or strip section headers",
+		return 0, fmt.Errorf("%w: %s (%d bytes) would end at %#x, past %#x (the loader's window starts at %#x)",
 			ErrLowAreaFull, what, len(data), end, LowAreaEnd, LowAreaStart)
 	}
 	a.items = append(a.items, lowItem{addr, data})

@@ -1086,7 +1086,7 @@ func TestLoadMemoryErrors(t *testing.T) {
 	}{
 		{"symbols cross the end, a module after", bigImg, 8 << 20,
 			Options{Headroom: 1 << 20, Modules: []Module{{Name: "mr.img", Data: fsimg, Type: ModuleFS}}}, ErrTooLarge, ErrBadELF, 0xa01000,
-			"guest memory too small: the kernel's layout (the kernel [0x100000, 0x7fff00), its symbols [0x7fff00, 0x80015c), module 0 (mr.img, 1048576 bytes) [0x801000, 0x901000), then 1024 KiB free for the kernel's bootstrap page tables) needs 11 MiB of guest memory, have 8 MiB; give the guest at least 11 MiB",
+			"guest memory too small: the kernel's layout (the kernel [0x100000, 0x7fff00), its symbols [0x7fff00, 0x80015c), module 0 (mr.img, 1048576 bytes) [0x801000, 0x901000), then 1024 KiB free for the kernel's bootstrap page tables) needs 11 MiB of guest memory, have 8 MiB",
 			"symbol area"},
 		{"the headroom alone", stdKernel(1).Build(), testMem, Options{Headroom: testMem}, ErrTooLarge, ErrBadELF, 0x10425c + testMem,
 			"the kernel's layout (the kernel [0x100000, 0x104000), its symbols [0x104000, 0x10425c), then 16384 KiB free for the kernel's bootstrap page tables) needs 18 MiB", ""},

@@ -199,8 +199,14 @@ func loadHint(err error) (field, hint string) {
 		return "Append", "shorten the command line, and take any NUL byte out of it"
 	case errors.Is(err, bootplan.ErrProtocol):
 		return "Boot", "use bootplan.Auto, bootplan.Multiboot or bootplan.NetBSD"
+	case errors.As(err, &big) && big.NeedMiB() <= MaxMemoryMiB:
+		return "MemoryMiB", fmt.Sprintf("set MemoryMiB to %d or more", big.NeedMiB())
 	case errors.As(err, &big):
-		return "MemoryMiB", "" // the error itself says how much
+		return "MemoryMiB", "" // beyond the most MemoryMiB may be
+	case errors.Is(err, multiboot.ErrLowAreaFull):
+		// Module names and command lines, and the kernel's section
+		// headers, go in the loader's window below 640 KiB.
+		return "Modules", "pass fewer or shorter modules, or a kernel with fewer section headers"
 	case errors.Is(err, netbsdboot.ErrMachine):
 		return "Kernel", "the machine is x86: use a NetBSD i386 or amd64 kernel"
 	case errors.Is(err, netbsdboot.ErrKASLR):

@@ -241,6 +241,8 @@ func TestLoadHintModules(t *testing.T) {
 	}{
 		{"kmod of another release", fmt.Errorf("%w: %w: module 0 (m.kmod) was built for NetBSD 9.3", netbsdboot.ErrModule, netbsdboot.ErrKmodVersion), "kmod from the kernel's own NetBSD release"},
 		{"kmod for another machine", fmt.Errorf("%w: module 0 (m.kmod), a kmod, does not suit an i386 kernel", netbsdboot.ErrModule), "check the modules and their types"},
+		// multiboot says the window is full; the hint what to pass.
+		{"loader window full", fmt.Errorf("%w: module 0 command line (651265 bytes) would end at 0x9f001, past 0x9f000", multiboot.ErrLowAreaFull), "pass fewer or shorter modules"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if f, h := loadHint(tc.err); f != "Modules" || !strings.Contains(h, tc.hintHas) {

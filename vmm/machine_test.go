@@ -656,7 +656,7 @@ func TestBadConfig(t *testing.T) {
 		// 17 MiB hold the 16 MiB image; 1 MiB more stays free for NetBSD's
 		// bootstrap page tables.
 		{"kernel larger than memory", vmm.Config{Kernel: "big", KernelImage: bigKernel(), MemoryMiB: 8},
-			multiboot.ErrTooLarge, "give the guest at least 18 MiB", true},
+			multiboot.ErrTooLarge, "needs 18 MiB of guest memory, have 8 MiB (set MemoryMiB to 18 or more)", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

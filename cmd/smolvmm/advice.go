@@ -617,7 +617,7 @@ func vmFlagHint(e *vmm.Error) string {
 			// 32-bit guest gets here, below the PCI hole.
 			return fmt.Sprintf("no -m reaches it: the kernel is linked, or its --module files placed, beyond the %d MiB this VMM can give a 32-bit guest", vmm.MaxMemoryMiB)
 		case errors.As(e.Err, &big):
-			return fmt.Sprintf("-m %d", big.NeedMiB())
+			return fmt.Sprintf("give -m %d or more", big.NeedMiB())
 		case errors.Is(e.Err, vmm.ErrConfig):
 			return fmt.Sprintf("use -m between %d and %d", vmm.MinMemoryMiB, vmm.MaxMemoryMiB)
 		}
@@ -674,6 +674,8 @@ func vmFlagHint(e *vmm.Error) string {
 			return "give --module the whole kmod as the NetBSD release ships it in its modules set (stand/ARCH/VERSION/modules/NAME/NAME.kmod), not a copy cut short or stripped: the module loader reads every section and needs the symbol table"
 		case errors.Is(e.Err, netbsdboot.ErrKmodVersion):
 			return "give --module the kmod from the kernel's own NetBSD release, its modules set, or give -k a kernel of the kmod's release"
+		case errors.Is(e.Err, multiboot.ErrLowAreaFull):
+			return "pass fewer or shorter --module files and arguments, or -k a kernel with fewer section headers"
 		}
 		return "check the --module files and their types, given as FILE,kmod, FILE,fs, FILE,splash or FILE,rndseed"
 	case "Append":

@@ -9,12 +9,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smolvmm/smolvmm/bootplan"
 	"github.com/smolvmm/smolvmm/fetch"
 	"github.com/smolvmm/smolvmm/fetch/fetchtest"
+	"github.com/smolvmm/smolvmm/guests"
 	"github.com/smolvmm/smolvmm/kstrip"
 	"github.com/smolvmm/smolvmm/kstrip/kstriptest"
+	"github.com/smolvmm/smolvmm/multiboot"
 	"github.com/smolvmm/smolvmm/netback"
 	"github.com/smolvmm/smolvmm/virtio/blk"
+	"github.com/smolvmm/smolvmm/vmm"
 )
 
 // TestLibraryFactsGetAdvice: the libraries' errors state facts, and this
@@ -146,6 +150,46 @@ func TestFetchFactsGetAdvice(t *testing.T) {
 			}
 			if got := advise(err); !strings.HasSuffix(got, " ("+tt.advice+")") || strings.Count(got, tt.advice) != 1 || strings.Count(got, "(") != strings.Count(err.Error(), "(")+1 {
 				t.Errorf("advise: %q, want it to end (%s), once, and no other advice", got, tt.advice)
+			}
+		})
+	}
+}
+
+// TestLoaderFactsGetAdvice: the loaders say what did not fit, vmm which
+// Config field, and advise which flag to change, once: multiboot's window
+// for module command lines, and guest memory too small for the kernel.
+func TestLoaderFactsGetAdvice(t *testing.T) {
+	tests := []struct {
+		name   string
+		cfg    vmm.Config
+		advice string
+	}{
+		{"loader window full", vmm.Config{Kernel: "demo", KernelImage: guests.Demo, Boot: bootplan.Multiboot,
+			Modules: []multiboot.Module{{Name: "m", Args: strings.Repeat("a", 0x9F000)}}},
+			"pass fewer or shorter --module files and arguments, or -k a kernel with fewer section headers"},
+		{"memory too small", vmm.Config{Kernel: "demo", KernelImage: guests.Demo, Boot: bootplan.Multiboot,
+			Modules: []multiboot.Module{{Name: "m", Data: make([]byte, 8<<20)}}, MemoryMiB: 4},
+			"give -m "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := vmm.New(tt.cfg)
+			if err == nil {
+				m.Close()
+				t.Fatal("New succeeded")
+			}
+			var ve *vmm.Error
+			if !errors.As(err, &ve) {
+				t.Fatalf("New: %v, want a *vmm.Error", err)
+			}
+			for _, a := range []string{"; pass", "; give", "strip section headers"} {
+				if strings.Contains(ve.Err.Error(), a) {
+					t.Errorf("the loader's error %q advises %q", ve.Err, a)
+				}
+			}
+			got := advise(err)
+			if !strings.Contains(got, " ("+tt.advice) || strings.Count(got, tt.advice) != 1 || strings.Count(got, "(") != strings.Count(ve.Err.Error(), "(")+1 {
+				t.Errorf("advise: %q, want (%s...), once, and no other advice", got, tt.advice)
 			}
 		})
 	}

@@ -46,14 +46,15 @@ type MemoryError struct {
 // holds what the loader places (the kernel needs more at run time).
 func (e *MemoryError) NeedMiB() uint64 { return (e.Need + MiB - 1) / MiB }
 
-// Error says what did not fit and how much memory to give the guest.
+// Error says what did not fit and how much memory it needs: what to
+// give the guest is the caller's to say (NeedMiB).
 func (e *MemoryError) Error() string {
 	if e.Need > 1<<32 {
 		return fmt.Sprintf("%v: %s ends at %#x, beyond the 4 GiB a 32-bit guest can address; the kernel is linked for another machine",
 			ErrTooLarge, e.What, e.Need)
 	}
-	return fmt.Sprintf("%v: %s needs %d MiB of guest memory, have %d MiB; give the guest at least %d MiB",
-		ErrTooLarge, e.What, e.NeedMiB(), e.Have/MiB, e.NeedMiB())
+	return fmt.Sprintf("%v: %s needs %d MiB of guest memory, have %d MiB",
+		ErrTooLarge, e.What, e.NeedMiB(), e.Have/MiB)
 }
 
 // Unwrap lets errors.Is(err, ErrTooLarge) match.
