@@ -6,6 +6,7 @@ package pci
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -337,6 +338,10 @@ func NewHost(pio *bus.Bus) *Host {
 	return h
 }
 
+// ErrISAIRQ is matched by Add's refusal of an interrupt line an ISA
+// device uses: a PCI function here takes 5, 9, 10 or 11 (or 0, none).
+var ErrISAIRQ = errors.New("IRQ used by ISA devices")
+
 // Add places fn in the next free slot of bus 0, assigns its I/O BARs and
 // registers them on the port bus, and fills interrupt line irq with pin
 // INTA (irq 0 means no interrupt). NetBSD refuses to share an ISA edge IRQ
@@ -347,7 +352,7 @@ func (h *Host) Add(fn Function, irq uint8) (Slot, error) {
 	switch irq {
 	case 0, 5, 9, 10, 11:
 	default:
-		return Slot{}, fmt.Errorf("pci: IRQ %d is used by ISA devices; use 5, 9, 10 or 11", irq)
+		return Slot{}, fmt.Errorf("pci: %w: IRQ %d (the lines free of them are 5, 9, 10 and 11)", ErrISAIRQ, irq)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
