@@ -986,7 +986,7 @@ func (h *Hub) register(c net.Conn, peer peerUser, mac net.HardwareAddr, fwds []F
 		}
 		return nil, RefusedMACOwner, fmt.Sprintf("MAC %s %s, and the VM's process runs as uid %d: only %s may join with it", mac, whose, peer.uid, may), 0
 	case dup:
-		return nil, RefusedDuplicateMAC, fmt.Sprintf("a VM with MAC %s is connected already; give each VM its own MAC", mac), 0
+		return nil, RefusedDuplicateMAC, fmt.Sprintf("a VM with MAC %s is connected already", mac), 0
 	case n >= userLimit():
 		who := fmt.Sprintf("uid %d has", peer.owner)
 		if peer.err != nil {

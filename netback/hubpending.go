@@ -98,7 +98,7 @@ func (h *Hub) admitPending(c net.Conn) (uid int, ok bool) {
 		return uid, true
 	}
 	h.busyLog.logf(h.logf, "refused a connection at once: %s", why)
-	_ = writeHubMessage(writeNow{c}, byte(RefusedBusy), hubAnswer{Error: why + "; try again once fewer VMs are joining"})
+	_ = writeHubMessage(writeNow{c}, byte(RefusedBusy), hubAnswer{Error: why})
 	_ = c.Close()
 	return uid, false
 }

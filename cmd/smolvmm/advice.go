@@ -87,6 +87,9 @@ var adviceTable = []advice{
 	{is: isErr(netback.ErrForwardsNeedUser), cli: "use --net user or drop -p"},
 	{is: isErr(netback.ErrUnknownNetwork), cli: "--net takes user, tap:NAME or none"},
 	{is: isErr(netback.ErrSameHostPort), cli: "give each host port once"},
+	// The hub's reason code: too many connections in their handshake,
+	// which end soon (the hub's message says how many).
+	{is: hubRefused(netback.RefusedBusy), cli: "try again once fewer VMs are joining"},
 	// The lock is the network's own file, made where none is.
 	{is: isErr(netback.ErrLeasesLockLink), cli: "remove that symbolic link: the network makes its lock itself"},
 	{is: isErr(blk.ErrOptionTwice), cli: "give each option once"},
@@ -470,6 +473,14 @@ func kstripNotKernel(err error) bool {
 // up's of the release's kernel (mirrorKernelError, a *fileError).
 func kstripGiven(target error) func(error) bool {
 	return func(err error) bool { return errors.Is(err, target) && !isAs[*fileError](err) }
+}
+
+// hubRefused matches a shared network's refusal for reason.
+func hubRefused(reason netback.Refusal) func(error) bool {
+	return func(err error) bool {
+		var re *netback.RefusedError
+		return errors.As(err, &re) && re.Reason == reason
+	}
 }
 
 // isAs reports whether err holds an error of type E.

@@ -627,7 +627,7 @@ func TestParallelHints(t *testing.T) {
 		{[]vm{{"x", bench.LimitMemory}}, []string{mem}},
 		{[]vm{{"x", bench.LimitMemory}, {"y", bench.LimitTasks}, {"z", bench.LimitFileDescriptors}}, []string{fds, procs, mem}},
 		{[]vm{{"out of file descriptors; no more processes; cannot allocate memory", ""}}, nil},
-		{[]vm{{"exit status 1 before its first console byte: smolvmm bench: shared network /s refused the VM: duplicate MAC: a VM with MAC 52:54:00:5b:00:00 is connected already; give each VM its own MAC (give this VM another --mac)", ""}},
+		{[]vm{{"exit status 1 before its first console byte: smolvmm bench: shared network /s refused the VM: duplicate MAC: a VM with MAC 52:54:00:5b:00:00 is connected already (give this VM another --mac)", ""}},
 			[]string{"some VMs' MACs were on the network already (another bench's VMs?): give each bench that runs at once its own --mac, the first of its VMs' (VM i gets MAC + i)"}},
 	}
 	for _, tt := range tests {

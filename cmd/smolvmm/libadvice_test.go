@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,5 +193,41 @@ func TestLoaderFactsGetAdvice(t *testing.T) {
 				t.Errorf("advise: %q, want (%s...), once, and no other advice", got, tt.advice)
 			}
 		})
+	}
+}
+
+// TestHubRefusalGetsAdvice: a shared network refuses a VM whose MAC is
+// connected already by its reason code and the fact; the VM's side says
+// what to give instead, once (the hub said "give each VM its own MAC",
+// and backendError its --mac besides).
+func TestHubRefusalGetsAdvice(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "n.sock")
+	h, err := netback.NewHub(netback.HubConfig{Socket: sock, Leases: filepath.Join(dir, "n.leases"), Logf: func(string, ...any) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	mac := net.HardwareAddr{0x52, 0x54, 0x00, 0x5b, 0x00, 0x01}
+	first, err := netback.Join(sock, mac, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := netback.Join(sock, mac, nil)
+	if err == nil {
+		second.Close()
+		t.Fatal("the second join with the same MAC succeeded")
+	}
+	if strings.Contains(err.Error(), "give ") {
+		t.Errorf("the hub's refusal %q advises", err)
+	}
+	const a = "(give this VM another --mac)"
+	if got := advise(backendError("user:"+sock, err)); !strings.HasSuffix(got, "is connected already "+a) || strings.Count(got, "give ") != 1 {
+		t.Errorf("advise: %q, want it to end %q, the only advice", got, a)
+	}
+	busy := fmt.Errorf("net: %w", &netback.RefusedError{Socket: sock, Reason: netback.RefusedBusy, Message: "the network has 12 connections whose handshake is not over, the most it takes at once"})
+	if got := advise(backendError("user:"+sock, busy)); !strings.HasSuffix(got, "the most it takes at once (try again once fewer VMs are joining)") {
+		t.Errorf("advise: %q, want the advice to try again, once", got)
 	}
 }
