@@ -92,6 +92,17 @@ func TestKstripFactsGetAdvice(t *testing.T) {
 	}
 }
 
+// TestLeasesLockLinkAdviceAlone: a symbolic link where the lease file's
+// lock goes gets its own advice, not --leases' besides (the lock is
+// ErrLeasesUnsafe too, whose advice is for the lease file).
+func TestLeasesLockLinkAdviceAlone(t *testing.T) {
+	err := hubStartError(fmt.Errorf("lease file's lock /l.lock: %w: %w", netback.ErrLeasesUnsafe, netback.ErrLeasesLockLink))
+	const want = "(remove that symbolic link: the network makes its lock itself)"
+	if got := advise(err); !strings.HasSuffix(got, " "+want) || strings.Contains(got, "--leases") || strings.Count(got, "(") != 1 {
+		t.Errorf("advise: %q, want only %q", got, want)
+	}
+}
+
 // An HTML answer gets its own advice, not ErrHTTP's besides; up's error
 // about the release's kernel none of kstrip's, as up's user gave no
 // kernel.

@@ -293,6 +293,10 @@ func hubStartError(err error) error {
 	case errors.Is(err, netback.ErrRuntimeDirForeign):
 		// Under a sticky /tmp only its owner or root may remove it.
 		return fmt.Errorf("%w (another user made it first: set XDG_RUNTIME_DIR to a directory of your own, give --socket in a directory of your own, or ask that user or root to remove it)", err)
+	case errors.Is(err, netback.ErrLeasesLockLink):
+		// advise's own advice, for the lock alone: --leases is not at
+		// fault, its lock is.
+		return err
 	case errors.Is(err, netback.ErrLeasesUnsafe):
 		return fmt.Errorf("%w (give --leases a file of your own, not a symlink, in a directory only you or root may write, or a sticky one such as /tmp)", err)
 	case errors.Is(err, netback.ErrLeasesNewer):
