@@ -58,7 +58,7 @@ func TestRestoreNetWarningsInert(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkInertLine(t, stderr, "smolvmm smolvmm: warning: --restore ", tt.want...)
+			checkInertLine(t, stderr, "smolvmm run: warning: --restore ", tt.want...)
 		})
 	}
 }

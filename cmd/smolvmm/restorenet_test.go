@@ -37,9 +37,11 @@ func writeNetSnapshot(t *testing.T, dir, name string, card bool, n snapshot.Netw
 	return path
 }
 
-// runRestoreNet runs restoreNet on a command with run's network and
-// snapshot flags given args, and returns the --net it leaves, its error
-// and what it wrote to stderr.
+// runRestoreNet runs restoreNet as smolvmm run does, on a command named
+// run with run's network and snapshot flags given args, and returns the
+// --net it leaves, its error and what it wrote to stderr: its warnings
+// name the command as a user sees them ("smolvmm run: warning: ..."),
+// which an app's own action named the app twice.
 func runRestoreNet(t *testing.T, args ...string) (netSpec string, err error, stderr string) {
 	t.Helper()
 	var out bytes.Buffer
@@ -47,15 +49,18 @@ func runRestoreNet(t *testing.T, args ...string) (netSpec string, err error, std
 	stderrOut = &out
 	t.Cleanup(func() { stderrOut = saved })
 	app := &cli.App{
-		Name:  "smolvmm",
-		Flags: append(netFlags(), snapshotFlags()...),
-		Action: func(c *cli.Context) error {
-			err = restoreNet(c)
-			netSpec = c.String("net")
-			return nil
-		},
+		Name: "smolvmm",
+		Commands: []*cli.Command{{
+			Name:  "run",
+			Flags: append(netFlags(), snapshotFlags()...),
+			Action: func(c *cli.Context) error {
+				err = restoreNet(c)
+				netSpec = c.String("net")
+				return nil
+			},
+		}},
 	}
-	if rerr := app.Run(append([]string{"smolvmm"}, args...)); rerr != nil {
+	if rerr := app.Run(append([]string{"smolvmm", "run"}, args...)); rerr != nil {
 		t.Fatal(rerr)
 	}
 	return netSpec, err, out.String()
@@ -176,7 +181,7 @@ func TestRestoreNetWarning(t *testing.T) {
 				}
 				return
 			}
-			prefix := "smolvmm smolvmm: warning: --restore " + path + ": "
+			prefix := "smolvmm run: warning: --restore " + path + ": "
 			if !strings.HasPrefix(stderr, prefix) || strings.Count(stderr, "\n") != 1 {
 				t.Errorf("stderr %q; want one line starting %q", stderr, prefix)
 			}
@@ -430,7 +435,7 @@ func TestRestoreNetTapCreated(t *testing.T) {
 		want string // stderr
 	}{
 		{"missing tap", []string{"--restore", missing},
-			"smolvmm smolvmm: warning: --restore " + missing + ": its VM was on --net tap:rn2nosuch0, and there is no tap rn2nosuch0 here: it is created for the VM (and removed when it ends), on no bridge, so the guest's network is not there unless one is set up; give --net for another network\n"},
+			"smolvmm run: warning: --restore " + missing + ": its VM was on --net tap:rn2nosuch0, and there is no tap rn2nosuch0 here: it is created for the VM (and removed when it ends), on no bridge, so the guest's network is not there unless one is set up; give --net for another network\n"},
 		{"missing tap given", []string{"--restore", missing, "--net", "tap:rn2nosuch0"}, ""},
 		{"interface there", []string{"--restore", lo}, ""},
 	}
