@@ -182,10 +182,16 @@ func TestBrokenPipeRestoresTerminal(t *testing.T) {
 
 // TestSIGPIPEOfAnotherWriteIgnored: a SIGPIPE that no write to standard
 // output or error raised (a socket of the network's) leaves the VM
-// running, as Go leaves it, even when standard output's reader has gone
-// away: a guest that writes nothing does not lose its output. The
-// console took a standard output that poll showed broken for the
-// SIGPIPE's cause and ended the VM with 141.
+// running on a raw terminal, as Go leaves it, even when standard output's
+// reader has gone away: a guest that writes nothing does not lose its
+// output. The console took a standard output that poll showed broken for
+// the SIGPIPE's cause and ended the VM with 141. Ignoring has no output
+// of its own: a SIGCONT sent after the SIGPIPE, which the console's watch
+// serves after it (signals are delivered lowest first, 13 before 18, to
+// one watch), sets raw mode again on the terminal the test put back to
+// cooked, as a shell does after a stop; the watch ended by the SIGPIPE
+// (the terminal restored) leaves it cooked. The VM is its terminal's
+// session leader, in the foreground, where raw mode is set again.
 func TestSIGPIPEOfAnotherWriteIgnored(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
@@ -194,6 +200,7 @@ func TestSIGPIPEOfAnotherWriteIgnored(t *testing.T) {
 	for _, closeReader := range []bool{false, true} {
 		t.Run(map[bool]string{false: "stdout read", true: "stdout's reader gone"}[closeReader], func(t *testing.T) {
 			ptm, pts := openPTYPair(t)
+			cooked := termiosOf(t, pts)
 			r, w, err := os.Pipe()
 			if err != nil {
 				t.Fatal(err)
@@ -202,14 +209,31 @@ func TestSIGPIPEOfAnotherWriteIgnored(t *testing.T) {
 			cmd := exec.Command(smolvmmBin(t), "run", "-k", kernel, "-m", "16", "--net", "none")
 			var stderr lockedBuffer
 			cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, w, &stderr
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 			waited := startReaped(t, cmd)
 			w.Close()
 			if closeReader {
 				r.Close()
 			}
 			waitRaw(t, pts, &stderr)
-			if err := cmd.Process.Signal(unix.SIGPIPE); err != nil {
+			if err := unix.IoctlSetTermios(int(pts.Fd()), unix.TCSETS, &cooked); err != nil {
 				t.Fatal(err)
+			}
+			for _, sig := range []unix.Signal{unix.SIGPIPE, unix.SIGCONT} {
+				if err := cmd.Process.Signal(sig); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for deadline := time.Now().Add(20 * time.Second); termiosOf(t, pts).Lflag&unix.ICANON != 0; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("terminal not raw again 20 s after a SIGPIPE and a SIGCONT: the SIGPIPE ended the console's watch; stderr:\n%s", stderr.String())
+				}
+			}
+			select {
+			case err := <-waited:
+				waited <- err // for the cleanup
+				t.Fatalf("exit after a SIGPIPE and a SIGCONT: %v; want the VM running; stderr:\n%s", err, stderr.String())
+			default:
 			}
 			if _, err := ptm.Write([]byte{escapeByte, 'x'}); err != nil {
 				t.Fatal(err)
