@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -12,8 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/smolvmm/smolvmm/guests"
 )
 
 // TestConsoleRawAfterContinue: a VM on a terminal stopped and continued
@@ -24,7 +21,9 @@ import (
 // background (bg) it leaves the shell's mode alone and keeps running,
 // and sets raw mode when fg then brings it to the foreground, which sends
 // a running job no signal. Run by an interactive bash in a
-// pseudo-terminal, under the filter.
+// pseudo-terminal, under the filter. Each check follows an event: the
+// guest's ticks after bg (a VM that set raw mode in the background is
+// stopped by SIGTTOU, and ticks no more), its echo of Ctrl-C after fg.
 func TestConsoleRawAfterContinue(t *testing.T) {
 	if !kvmUsable() {
 		t.Skip("needs /dev/kvm")
@@ -33,11 +32,7 @@ func TestConsoleRawAfterContinue(t *testing.T) {
 	if err != nil {
 		t.Skip("needs bash, for its job control")
 	}
-	img := filepath.Join(t.TempDir(), "disk.img")
-	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	line := fmt.Sprintf("%s run -k %s -m 16 --net none -d %s -a hang\n", smolvmmBin(t), guests.ForTest(t, "vblk"), img)
+	line := fmt.Sprintf("%s run -k %s -m 16 --net none\n", smolvmmBin(t), tickEchoKernel(t))
 	ptm, pts := openPTYPair(t) // snapshotsafe_test.go
 	sh := exec.Command(bash, "--norc", "--noprofile", "--noediting", "-i")
 	sh.Stdin, sh.Stdout, sh.Stderr = pts, pts, pts
@@ -98,9 +93,10 @@ func TestConsoleRawAfterContinue(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("bash's cooked mode once the VM stopped", isig)
+	ticks := func() int { return strings.Count(out.String(), tick) }
+	before := ticks()
 	write("bg\n")
-	waitFor("the VM continued by bg", func() bool { return state() != "T" })
-	time.Sleep(300 * time.Millisecond) // its SIGCONT's handling
+	waitFor("the VM ticking again after bg", func() bool { return ticks() >= before+3 })
 	if st := state(); !isig() || st == "T" || st == "gone" {
 		t.Fatalf("after bg: the terminal's ISIG %v, the VM's state %s; want bash's mode left alone (ISIG on) and the VM running; the terminal showed:\n%s", isig(), st, out)
 	}
@@ -116,10 +112,36 @@ func TestConsoleRawAfterContinue(t *testing.T) {
 		}
 		return !isig()
 	})
+	if strings.Contains(out.String(), "\x03") {
+		t.Fatalf("a Ctrl-C before it was typed; the terminal showed:\n%q", out)
+	}
 	write("\x03") // Ctrl-C: the guest's, not a signal
-	time.Sleep(500 * time.Millisecond)
+	waitFor("the guest's echo of Ctrl-C", func() bool { return strings.Contains(out.String(), "\x03") })
 	if st := state(); st == "gone" || st == "Z" || strings.Contains(out.String(), "guest stopped") {
 		t.Fatalf("Ctrl-C after fg ended the VM; the terminal showed:\n%s", out)
 	}
 	unix.Kill(vm, unix.SIGKILL)
+}
+
+// tick is what tickEchoKernel writes every so often.
+const tick = "*"
+
+// tickEchoKernel writes an a.out-kludge multiboot kernel that echoes what
+// COM1 receives and writes tick once every 0x20000 looks at its line
+// status (a fraction of a second): a guest that shows it runs, and what
+// reaches it.
+func tickEchoKernel(t *testing.T) string {
+	t.Helper()
+	return codeKernel(t, []byte{
+		0x66, 0xBA, 0xF8, 0x03, // 0: mov dx, 0x3f8
+		0xB0, tick[0], 0xEE, // 4: mov al, tick; out dx, al
+		0xB9, 0x00, 0x00, 0x02, 0x00, // 7: mov ecx, 0x20000
+		0x66, 0xBA, 0xFD, 0x03, // 12: mov dx, 0x3fd (line status)
+		0xEC, 0xA8, 0x01, // 16: in al, dx; test al, 1 (data ready)
+		0x74, 0x06, // 19: jz 27
+		0xB2, 0xF8, 0xEC, 0xEE, // 21: mov dl, 0xf8; in al, dx; out dx, al
+		0xEB, 0xF1, // 25: jmp 12
+		0xE2, 0xEF, // 27: loop 12
+		0xEB, 0xE1, // 29: jmp 0
+	})
 }

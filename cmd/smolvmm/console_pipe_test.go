@@ -27,11 +27,10 @@ func chattyKernel(t *testing.T) string {
 	})
 }
 
-// codeKernel writes an a.out-kludge multiboot kernel that runs code (at
-// most 16 bytes).
+// codeKernel writes an a.out-kludge multiboot kernel that runs code.
 func codeKernel(t *testing.T, code []byte) string {
 	t.Helper()
-	k := make([]byte, 48)
+	k := make([]byte, max(48, 32+len(code)))
 	magic, flags := uint32(0x1BADB002), uint32(0x00010003)
 	for i, v := range []uint32{magic, flags, -(magic + flags), 0x100000, 0x100000, 0, 0x101000, 0x100020} {
 		binary.LittleEndian.PutUint32(k[4*i:], v)
