@@ -368,10 +368,40 @@ func ExampleBuildDataImage() {
 	dir, _ := os.MkdirTemp("", "share")
 	defer os.RemoveAll(dir)
 	os.WriteFile(filepath.Join(dir, "input.txt"), []byte("data for the guest"), 0644)
-	err := imagebuilder.BuildDataImage(dir, filepath.Join(dir, "..", filepath.Base(dir)+".img"), "fat32")
-	defer os.Remove(dir + ".img")
-	fmt.Println(err)
-	// Output: <nil>
+	img := filepath.Join(dir, "..", filepath.Base(dir)+".img")
+	defer os.Remove(img)
+	if err := imagebuilder.BuildDataImage(dir, img, "fat32"); err != nil {
+		fmt.Println(err)
+		return
+	}
+	// Read back: the boot sector's file system type, and the file.
+	raw, _ := os.ReadFile(img)
+	if len(raw) < 512 {
+		fmt.Println("no boot sector")
+		return
+	}
+	fmt.Printf("%q\n", raw[82:90])
+	d, err := diskfs.Open(img, diskfs.WithOpenMode(diskfs.ReadOnly))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer d.Close()
+	fsys, err := d.GetFilesystem(0)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	f, err := fsys.OpenFile("/input.txt", os.O_RDONLY)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	b, err := io.ReadAll(f)
+	fmt.Printf("input.txt: %q %v\n", b, err)
+	// Output:
+	// "FAT32   "
+	// input.txt: "data for the guest" <nil>
 }
 
 // FAT32 names ignore case: of two names that differ only in case, one
