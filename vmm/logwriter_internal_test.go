@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +105,7 @@ func TestLogWriterCutsLongMessage(t *testing.T) {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			var got syncBuilder
 			l := newLogWriter(&got, nil)
-			time.Sleep(20 * time.Millisecond) // the goroutine waits for messages
+			waitAsleep(t, &l.asyncWriter)
 			l.put([]byte(strings.Repeat("x", n-1) + "\n"))
 			flushed := make(chan struct{})
 			go func() { l.flush(untilStopped); close(flushed) }()
@@ -135,7 +136,7 @@ func TestLogWriterCutsLongMessage(t *testing.T) {
 func TestLogWriterDropWakes(t *testing.T) {
 	var got syncBuilder
 	l := newLogWriter(&got, nil)
-	time.Sleep(20 * time.Millisecond) // the goroutine waits for messages
+	waitAsleep(t, &l.asyncWriter)
 	l.mu.Lock()
 	l.queued = logQueueLimit
 	l.mu.Unlock()
@@ -150,5 +151,24 @@ func TestLogWriterDropWakes(t *testing.T) {
 	l.Close()
 	if s := got.String(); !strings.HasPrefix(s, "smolvmm: 1 log messages dropped") {
 		t.Errorf("written %q, want the note of 1 message dropped", s)
+	}
+}
+
+// waitAsleep waits until w's goroutine sleeps in its wait for something
+// to write (sync.Cond.Wait): a message put after that wakes it, or is
+// never written.
+func waitAsleep(t *testing.T, w *asyncWriter) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if id := w.gid.Load(); id != 0 {
+			head := fmt.Sprintf("goroutine %d [sync.Cond.Wait", id)
+			if strings.Contains(string(buf[:runtime.Stack(buf, true)]), head) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer's goroutine did not wait for messages within 10s")
+		}
 	}
 }
