@@ -414,20 +414,24 @@ func TestJoinedWriteToStalledHub(t *testing.T) {
 // it, which Close did not wait for).
 func TestJoinedCloseDuringRejoin(t *testing.T) {
 	logf, logged := lineRecorder()
-	_, ln, conn, j := joinFakeHub(t, JoinOptions{Name: "web", Logf: logf}) // nothing accepts again
+	_, ln, conn, j := joinFakeHub(t, JoinOptions{Name: "web", Logf: logf})
 	// Kept open to the end: collected, its finalizer would close it,
 	// and the redial would be refused rather than wait.
 	defer ln.Close()
 	conn.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if ok, _ := j.Connected(); !ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the lost connection was not noticed")
-		}
+	// The first redial connects and says its hello, which is never
+	// answered: from then on it waits in the handshake.
+	_ = ln.(*net.UnixListener).SetDeadline(time.Now().Add(10 * time.Second))
+	redial, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("no redial within 10s: %v", err)
 	}
-	time.Sleep(200 * time.Millisecond) // the first redial waits in the handshake
+	defer redial.Close()
+	_ = redial.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var hello hubHello
+	if _, _, err := readHubMessage(redial, &hello); err != nil {
+		t.Fatalf("the redial's hello: %v", err)
+	}
 	if n := dialGoroutines(); n != 0 {
 		t.Errorf("%d goroutines of Joined.dial's own during a redial, want none", n)
 	}
