@@ -94,14 +94,27 @@ func TestHubNATEndsWithVMWhileHostSends(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	// full is closed once a write of the host's has taken nothing for
+	// 200 ms: the guest's window and every buffer on the way are full,
+	// the relay's writer blocked.
+	full := make(chan struct{})
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		buf := make([]byte, 64<<10)
-		for {
-			if _, err := c.Write(buf); err != nil {
+		for blocked := false; ; {
+			if !blocked {
+				_ = c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+			}
+			n, err := c.Write(buf)
+			switch {
+			case !blocked && n == 0 && isTimeout(err):
+				blocked = true
+				_ = c.SetWriteDeadline(time.Time{})
+				close(full)
+			case err != nil && !isTimeout(err):
 				return
 			}
 		}
@@ -116,7 +129,12 @@ func TestHubNATEndsWithVMWhileHostSends(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1000)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // the guest reads no more: the window fills
+	// The guest reads no more: the window fills.
+	select {
+	case <-full:
+	case <-ctx.Done():
+		t.Fatal("the host's writes never stopped: the relay kept taking them")
+	}
 	g.Close()
 	waitFor(t, "the VM's NAT relay to end after it left", func() bool { s := h.Stats(); return s.VMs == 0 && s.NATConns == 0 })
 }
