@@ -260,14 +260,15 @@ func ExampleBuild() {
 		return
 	}
 	// Read back: the superblock's magic, a file of the set and one the
-	// service's overlay added.
+	// service's overlay added, by a reader that shares nothing with the
+	// writer (the tests' imagecheck.ReadFile).
 	img, _ := os.ReadFile(filepath.Join(dir, "root.img"))
-	mtree, err := readExt2(img, "etc/mtree/set.rescue")
+	mtree, err := imagecheck.ReadFile(img, "etc/mtree/set.rescue")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fstab, err := readExt2(img, "etc/fstab")
+	fstab, err := imagecheck.ReadFile(img, "etc/fstab")
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -417,75 +418,4 @@ func TestBuildShell(t *testing.T) {
 			}
 		})
 	}
-}
-
-// readExt2 is the content of the regular file at name (slash-separated,
-// from the root) of the ext2 image img, read with nothing of the
-// writer's: superblock, group descriptors, inodes and directory entries
-// as the format lays them out. Only the direct blocks are read (files
-// and directories of up to 12 blocks), which the Examples' small files
-// fit.
-func readExt2(img []byte, name string) ([]byte, error) {
-	le := binary.LittleEndian
-	if len(img) < 2048 || le.Uint16(img[1080:]) != 0xEF53 {
-		return nil, errors.New("no ext2 superblock at offset 1024")
-	}
-	sb := img[1024:2048]
-	bs := 1024 << le.Uint32(sb[24:])
-	perGroup, inodeSize := int(le.Uint32(sb[40:])), int(le.Uint16(sb[88:]))
-	gdt := (int(le.Uint32(sb[20:])) + 1) * bs // after the superblock's block
-	block := func(n uint32) ([]byte, error) {
-		off := int(n) * bs
-		if n == 0 || off+bs > len(img) {
-			return nil, fmt.Errorf("block %d out of the image", n)
-		}
-		return img[off : off+bs], nil
-	}
-	// content is inode ino's i_size bytes, from its direct blocks.
-	content := func(ino int) ([]byte, error) {
-		g, i := (ino-1)/perGroup, (ino-1)%perGroup
-		if gdt+g*32+32 > len(img) {
-			return nil, fmt.Errorf("inode %d out of the image", ino)
-		}
-		table := int(le.Uint32(img[gdt+g*32+8:])) * bs
-		if table+(i+1)*inodeSize > len(img) {
-			return nil, fmt.Errorf("inode %d out of the image", ino)
-		}
-		in := img[table+i*inodeSize:]
-		size := int(le.Uint32(in[4:]))
-		var b []byte
-		for k := 0; len(b) < size; k++ {
-			if k == 12 {
-				return nil, fmt.Errorf("inode %d: %d bytes: past the direct blocks", ino, size)
-			}
-			blk, err := block(le.Uint32(in[40+4*k:]))
-			if err != nil {
-				return nil, fmt.Errorf("inode %d: %w", ino, err)
-			}
-			b = append(b, blk...)
-		}
-		return b[:size], nil
-	}
-	ino := 2 // the root directory
-	for _, part := range strings.Split(name, "/") {
-		dir, err := content(ino)
-		if err != nil {
-			return nil, err
-		}
-		ino = 0
-		for off := 0; off+8 <= len(dir) && ino == 0; {
-			recLen, nameLen := int(le.Uint16(dir[off+4:])), int(dir[off+6])
-			if recLen < 8 || off+8+nameLen > len(dir) {
-				return nil, fmt.Errorf("%s: a bad directory entry at %d", part, off)
-			}
-			if le.Uint32(dir[off:]) != 0 && string(dir[off+8:off+8+nameLen]) == part {
-				ino = int(le.Uint32(dir[off:]))
-			}
-			off += recLen
-		}
-		if ino == 0 {
-			return nil, fmt.Errorf("%s: no such entry", part)
-		}
-	}
-	return content(ino)
 }
