@@ -152,12 +152,18 @@ func (c *console) restore() {
 	}
 }
 
-// restoreTerminal is restore without the wait, for watch itself.
+// restoreTerminal is restore without the wait, for watch itself. In the
+// background (bg) it leaves the terminal alone: it is the shell's, which
+// put its own mode back when the job stopped, and a TCSETS there would
+// have the kernel send the group SIGTTOU, which stops the process instead
+// of letting it exit.
 func (c *console) restoreTerminal() {
 	c.once.Do(func() {
 		if c.saved != nil {
 			c.mu.Lock()
-			_ = term.Restore(c.fd, c.saved)
+			if c.foreground() {
+				_ = term.Restore(c.fd, c.saved)
+			}
 			c.restored = true
 			terminalRaw.Store(false)
 			c.mu.Unlock()
@@ -260,6 +266,18 @@ func brokenPipe(f *os.File) {
 	if _, err := f.Write([]byte{'\n'}); errors.Is(err, syscall.EPIPE) {
 		os.Exit(128 + int(unix.SIGPIPE))
 	}
+}
+
+// foreground reports whether the process is in the terminal's foreground
+// process group, or cannot tell: one whose PID namespace does not show its
+// group (--jail: 0), or a terminal that fails TIOCGPGRP (hung up, where
+// TCSETS fails too).
+func (c *console) foreground() bool {
+	if c.pgrp == 0 {
+		return true
+	}
+	fg, err := unix.IoctlGetInt(c.fd, unix.TIOCGPGRP)
+	return err != nil || fg == c.pgrp
 }
 
 // rawPoll is how often a console continued in the background looks
