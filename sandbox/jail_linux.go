@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -27,6 +28,10 @@ type Jail struct {
 	// a loopback interface that is down: no route anywhere. Descriptors
 	// opened before (a tap) keep working.
 	Net bool
+	// Stopped, when set, is called by Run in job control's stop (see
+	// Run), once the jailed process is stopped and before the caller
+	// stops; Continued once both run again.
+	Stopped, Continued func()
 }
 
 // Flags are the clone flags of the namespaces j asks for.
@@ -88,12 +93,23 @@ func (e Exit) Status() int {
 	return e.Code
 }
 
+// jobSignals are the signals of job control, which Run proxies: the
+// jailed process, PID 1 of its namespace, ignores those whose default
+// action is to stop it (the kernel drops them), SIGSTOP from outside
+// its namespace excepted.
+var jobSignals = []os.Signal{syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGCONT}
+
 // Run starts cmd in the namespaces j asks for, passes the signals of
 // ForwardedSignals on to it until it ends (the process inherits an
-// ignored SIGHUP), and returns how it ended (its
-// exit code, or the signal that killed it). cmd's SysProcAttr is set here; the process is killed if the caller
-// dies. cmd.ExtraFiles are closed once the process holds its copies. An
-// error means the process did not start.
+// ignored SIGHUP), and returns how it ended (its exit code, or the
+// signal that killed it). It proxies job control: on SIGTSTP, SIGTTIN or
+// SIGTTOU (a shell's stop, a read or write of the terminal in the
+// background) it stops the process with SIGSTOP, then stops the caller
+// with the same signal (StopSelf), which its shell waits for; continued,
+// it continues the process, as it does on any SIGCONT. cmd's SysProcAttr
+// is set here; the process is killed if the caller dies. cmd.ExtraFiles
+// are closed once the process holds its copies. An error means the
+// process did not start.
 func (j Jail) Run(cmd *exec.Cmd) (Exit, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: j.Flags(), Pdeathsig: syscall.SIGKILL}
 	sigs := make(chan os.Signal, 8)
@@ -101,6 +117,9 @@ func (j Jail) Run(cmd *exec.Cmd) (Exit, error) {
 	// while the jailed process runs; stopped after its end.
 	signal.Notify(sigs, ForwardedSignals...)
 	defer signal.Stop(sigs)
+	jobs := make(chan os.Signal, 4)
+	signal.Notify(jobs, jobSignals...)
+	defer signal.Stop(jobs)
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EUSERS) {
 			return Exit{}, fmt.Errorf("%s for %s: %w: %w", j, cmd.Path, ErrNamespaces, err)
@@ -118,6 +137,20 @@ func (j Jail) Run(cmd *exec.Cmd) (Exit, error) {
 			select {
 			case s := <-sigs:
 				_ = cmd.Process.Signal(s)
+			case s := <-jobs:
+				if s != syscall.SIGCONT {
+					_ = cmd.Process.Signal(syscall.SIGSTOP)
+					if j.Stopped != nil {
+						j.Stopped()
+					}
+					StopSelf(s.(syscall.Signal))
+				}
+				// Also after a stop the kernel discarded (the
+				// caller's process group orphaned).
+				_ = cmd.Process.Signal(syscall.SIGCONT)
+				if j.Continued != nil {
+					j.Continued()
+				}
 			case <-done:
 				return
 			}
@@ -136,6 +169,29 @@ func (j Jail) Run(cmd *exec.Cmd) (Exit, error) {
 		return Exit{}, fmt.Errorf("wait for %s: %w", cmd.Path, err)
 	}
 	return Exit{Code: cmd.ProcessState.ExitCode()}, nil
+}
+
+// StopSelf stops the calling process with sig (SIGTSTP, SIGTTIN or
+// SIGTTOU), as its default action does, and returns once the process is
+// continued: its parent (a shell) sees it stopped by sig. Go's handler,
+// which drops the signal once asked for (signal.Notify) unless someone
+// gets it, is set aside meanwhile: sig is sent to the calling thread
+// with the default action in place, and the kernel stops the process
+// before the call returns. The kernel discards the signal, and the
+// process goes on, when its process group is orphaned.
+func StopSelf(sig syscall.Signal) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	// A struct sigaction of any architecture's layout: zero is SIG_DFL,
+	// no flags, no mask; the old one is put back as it was read.
+	var dfl, old [8]uint64
+	const sigsetSize = 8
+	if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), uintptr(unsafe.Pointer(&old)), sigsetSize, 0, 0); e != 0 {
+		_ = unix.Kill(os.Getpid(), unix.SIGSTOP)
+		return
+	}
+	_ = unix.Tgkill(os.Getpid(), unix.Gettid(), sig)
+	_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&old)), 0, sigsetSize, 0, 0)
 }
 
 // ErrNotJailed means EnterJail was called by a process that Run did not

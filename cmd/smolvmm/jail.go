@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -72,6 +75,13 @@ func jailRun(c *cli.Context, args []string) (ran, started bool, err error) {
 			return true, false, fmt.Errorf("--jail: %w (%s is set by smolvmm for the VMM it jails; unset it)", err, jailEnv)
 		}
 		os.Unsetenv(jailEnv)
+		// Its console cannot tell the background (its PID namespace
+		// shows no process group) and puts the terminal back at its
+		// end, there too: a TCSETS that had the kernel send SIGTTOU
+		// to the job (the process outside stopping it, see Jail.Run)
+		// instead of letting it end. Ignored, the TCSETS is done. The
+		// process outside starts it in the foreground only.
+		signal.Ignore(syscall.SIGTTOU)
 		jailed = true
 		if v := os.Getenv(jailForEnv); v != "" && commandName([]string{"", v}) == v {
 			jailedFor = v
@@ -123,9 +133,24 @@ func jailRun(c *cli.Context, args []string) (ran, started bool, err error) {
 		cmd.Env = append(cmd.Env, jailForEnv+"="+c.Command.Name)
 	}
 	// The jailed VMM sets the console's raw mode and restores it; if it
-	// is killed, this puts the terminal back.
+	// is killed, this puts the terminal back, in the foreground only (in
+	// the background the terminal is the shell's, and a TCSETS would
+	// have the kernel stop this process with SIGTTOU).
 	if t, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil {
-		defer unix.IoctlSetTermios(int(os.Stdin.Fd()), unix.TCSETS, t)
+		jt := &jailTerminal{fd: int(os.Stdin.Fd())}
+		if !inForeground(jt.fd) {
+			// Started in the background (&): stopped until fg, as
+			// the unjailed VMM is when it sets raw mode, which the
+			// jailed one would set on the shell's terminal.
+			sandbox.StopSelf(syscall.SIGTTOU)
+		}
+		jail.Stopped, jail.Continued = jt.stopped, jt.continued
+		defer func() {
+			jt.end()
+			if inForeground(jt.fd) {
+				_ = unix.IoctlSetTermios(jt.fd, unix.TCSETS, t)
+			}
+		}()
 	}
 	end, err := jail.Run(cmd)
 	if errors.Is(err, sandbox.ErrNamespaces) {
@@ -142,6 +167,88 @@ func jailRun(c *cli.Context, args []string) (ran, started bool, err error) {
 		return true, true, cli.Exit("", status)
 	}
 	return true, true, nil
+}
+
+// inForeground reports whether the process is in the foreground process
+// group of terminal fd, or cannot tell (TIOCGPGRP fails: hung up).
+func inForeground(fd int) bool {
+	fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+	return err != nil || fg == unix.Getpgrp()
+}
+
+// jailTerminal sets the console's raw mode again for the jailed VMM,
+// which cannot tell the foreground from the background (its PID
+// namespace shows neither process group) and leaves the shell's mode
+// after a stop. The process that waits for it can: stopped in the
+// foreground (sandbox.Jail.Stopped), it reads the VMM's mode; continued
+// (Continued), it sets that mode again once in the foreground: at once
+// after fg; after bg, when a later fg brings it there, which sends no
+// signal to a running job, so it looks every rawPoll until then.
+type jailTerminal struct {
+	fd   int
+	mu   sync.Mutex
+	raw  *unix.Termios // the VMM's mode at its last stop in the foreground
+	poll *time.Ticker  // set while continued in the background
+	done bool          // the VMM has ended: the terminal is left alone
+}
+
+func (j *jailTerminal) stopped() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.stopPoll()
+	if inForeground(j.fd) {
+		if t, err := unix.IoctlGetTermios(j.fd, unix.TCGETS); err == nil {
+			j.raw = t
+		}
+	}
+}
+
+func (j *jailTerminal) continued() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.raw == nil || j.done || j.poll != nil || j.rawAgain() {
+		return
+	}
+	j.poll = time.NewTicker(rawPoll) // console.go
+	go func(c <-chan time.Time) {
+		for range c {
+			j.mu.Lock()
+			if j.poll == nil || j.poll.C != c {
+				j.mu.Unlock()
+				return
+			}
+			if j.rawAgain() {
+				j.stopPoll()
+			}
+			j.mu.Unlock()
+		}
+	}(j.poll.C)
+}
+
+// rawAgain sets the VMM's mode if the process is in the foreground, and
+// reports whether it did; j.mu is held.
+func (j *jailTerminal) rawAgain() bool {
+	if fg, err := unix.IoctlGetInt(j.fd, unix.TIOCGPGRP); err != nil || fg != unix.Getpgrp() {
+		return err != nil
+	}
+	_ = unix.IoctlSetTermios(j.fd, unix.TCSETS, j.raw)
+	return true
+}
+
+// stopPoll ends the look for the foreground; j.mu is held.
+func (j *jailTerminal) stopPoll() {
+	if j.poll != nil {
+		j.poll.Stop()
+		j.poll = nil
+	}
+}
+
+// end is called once the VMM has ended.
+func (j *jailTerminal) end() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.done = true
+	j.stopPoll()
 }
 
 // withoutEnv is env without the variable name.
