@@ -189,6 +189,7 @@ type jailTerminal struct {
 	mu   sync.Mutex
 	raw  *unix.Termios // the VMM's mode at its last stop in the foreground
 	poll *time.Ticker  // set while continued in the background
+	stop chan struct{} // closed by stopPoll: the poll's goroutine returns
 	done bool          // the VMM has ended: the terminal is left alone
 }
 
@@ -209,20 +210,21 @@ func (j *jailTerminal) continued() {
 	if j.raw == nil || j.done || j.poll != nil || j.rawAgain() {
 		return
 	}
-	j.poll = time.NewTicker(rawPoll) // console.go
-	go func(c <-chan time.Time) {
-		for range c {
-			j.mu.Lock()
-			if j.poll == nil || j.poll.C != c {
-				j.mu.Unlock()
+	j.poll, j.stop = time.NewTicker(rawPoll), make(chan struct{}) // rawPoll: console.go
+	go func(tick <-chan time.Time, stop <-chan struct{}) {
+		for {
+			select {
+			case <-stop:
 				return
+			case <-tick:
+				j.mu.Lock()
+				if j.rawAgain() {
+					j.stopPoll()
+				}
+				j.mu.Unlock()
 			}
-			if j.rawAgain() {
-				j.stopPoll()
-			}
-			j.mu.Unlock()
 		}
-	}(j.poll.C)
+	}(j.poll.C, j.stop)
 }
 
 // rawAgain sets the VMM's mode if the process is in the foreground, and
@@ -235,11 +237,13 @@ func (j *jailTerminal) rawAgain() bool {
 	return true
 }
 
-// stopPoll ends the look for the foreground; j.mu is held.
+// stopPoll ends the look for the foreground, and its goroutine; j.mu is
+// held.
 func (j *jailTerminal) stopPoll() {
 	if j.poll != nil {
 		j.poll.Stop()
-		j.poll = nil
+		close(j.stop)
+		j.poll, j.stop = nil, nil
 	}
 }
 
