@@ -109,7 +109,7 @@ func HubVMs(socket string) (int, error) {
 	case ver != hubVersion:
 		return 0, fmt.Errorf("shared network %s: %w", socket, &hubVersionError{hub: ver, vm: hubVersion})
 	case status != 0:
-		return 0, &RefusedError{Socket: socket, Reason: Refusal(status), Message: ans.Error}
+		return 0, hubRefusal(socket, status, ans)
 	case ans.VMs == nil || *ans.VMs < 0:
 		return 0, fmt.Errorf("shared network %s: %w: answer without a count of VMs", socket, ErrHubProtocol)
 	}

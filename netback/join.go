@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -279,7 +280,7 @@ func (j *Joined) dial() (net.Conn, netip.Addr, error) {
 	case ver != hubVersion:
 		return fail(fmt.Errorf("shared network %s: %w", j.socket, &hubVersionError{hub: ver, vm: hubVersion}))
 	case status != 0:
-		return fail(&RefusedError{Socket: j.socket, Reason: Refusal(status), Message: ans.Error})
+		return fail(hubRefusal(j.socket, status, ans))
 	}
 	addr, err := hubAddr(ans.Addr)
 	if err != nil {
@@ -305,9 +306,25 @@ func sayHello(c net.Conn, socket string, hello hubHello) error {
 	}
 	var ans hubAnswer
 	if ver, status, rerr := readHubMessage(c, &ans); rerr == nil && ver == hubVersion && status != 0 {
-		return &RefusedError{Socket: socket, Reason: Refusal(status), Message: ans.Error}
+		return hubRefusal(socket, status, ans)
 	}
 	return handshakeError(socket, err)
+}
+
+// oldHubAdvice is the advice a hub of an older smolvmm (of this protocol
+// version, so still answering after an upgrade) put after the fact of a
+// refusal for these reasons. The VM's program gives its own from the
+// reason: it would be said twice.
+var oldHubAdvice = map[Refusal]string{
+	RefusedBusy:         "; try again once fewer VMs are joining",
+	RefusedDuplicateMAC: "; give each VM its own MAC",
+}
+
+// hubRefusal is the refusal a hub at socket answered with status and
+// ans: its message the fact alone, whichever hub's.
+func hubRefusal(socket string, status byte, ans hubAnswer) *RefusedError {
+	r := Refusal(status)
+	return &RefusedError{Socket: socket, Reason: r, Message: strings.TrimSuffix(ans.Error, oldHubAdvice[r])}
 }
 
 // duplicateMAC reports whether err is a hub's refusal of a MAC connected
