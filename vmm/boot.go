@@ -199,7 +199,10 @@ func loadHint(err error) (field, hint string) {
 		return "Append", "shorten the command line, and take any NUL byte out of it"
 	case errors.Is(err, bootplan.ErrProtocol):
 		return "Boot", "use bootplan.Auto, bootplan.Multiboot or bootplan.NetBSD"
-	case errors.As(err, &big) && big.NeedMiB() <= MaxMemoryMiB:
+	case errors.As(err, &big) && big.NeedMiB() == MaxMemoryMiB:
+		// Nothing larger is accepted: "or more" would be no way.
+		return "MemoryMiB", fmt.Sprintf("set MemoryMiB to %d, the most", big.NeedMiB())
+	case errors.As(err, &big) && big.NeedMiB() < MaxMemoryMiB:
 		return "MemoryMiB", fmt.Sprintf("set MemoryMiB to %d or more", big.NeedMiB())
 	case errors.As(err, &big):
 		return "MemoryMiB", "" // beyond the most MemoryMiB may be

@@ -627,6 +627,9 @@ func vmFlagHint(e *vmm.Error) string {
 			// -m cannot reach it: the layout lies above the RAM a
 			// 32-bit guest gets here, below the PCI hole.
 			return fmt.Sprintf("no -m reaches it: the kernel is linked, or its --module files placed, beyond the %d MiB this VMM can give a 32-bit guest", vmm.MaxMemoryMiB)
+		case errors.As(e.Err, &big) && big.NeedMiB() == vmm.MaxMemoryMiB:
+			// -m takes no more: "or more" would be no way.
+			return fmt.Sprintf("give -m %d, the most", big.NeedMiB())
 		case errors.As(e.Err, &big):
 			return fmt.Sprintf("give -m %d or more", big.NeedMiB())
 		case errors.Is(e.Err, vmm.ErrConfig):

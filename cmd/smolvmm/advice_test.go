@@ -40,7 +40,7 @@ func TestAdvise(t *testing.T) {
 			"load kernel k: " + (&multiboot.MemoryError{What: "segment 0", Need: 0xf0200000, Have: 64 << 20}).Error() +
 				" (no -m reaches it: the kernel is linked, or its --module files placed, beyond the 3072 MiB this VMM can give a 32-bit guest)"},
 		{"kernel needing all that -m reaches", &vmm.Error{Op: "load kernel k", Err: &multiboot.MemoryError{What: "segment 0", Need: 3072 << 20, Have: 64 << 20}, Field: "MemoryMiB"},
-			"load kernel k: " + (&multiboot.MemoryError{What: "segment 0", Need: 3072 << 20, Have: 64 << 20}).Error() + " (give -m 3072 or more)"},
+			"load kernel k: " + (&multiboot.MemoryError{What: "segment 0", Need: 3072 << 20, Have: 64 << 20}).Error() + " (give -m 3072, the most)"},
 		{"read kernel", &vmm.Error{Op: "read kernel", Err: errors.New("open k: no such file"), Hint: "check the path", Field: "Kernel"},
 			"read kernel: open k: no such file (check the path given with -k)"},
 		{"not a kernel", &vmm.Error{Op: "load kernel k", Err: multiboot.ErrNotMultiboot, Hint: "use a multiboot kernel", Field: "Kernel"},
