@@ -66,9 +66,29 @@ func OpenWith(spec string, forwards []Forward, mac net.HardwareAddr, o OpenOptio
 	case kind == "tap" && hasArg:
 		return OpenTap(arg)
 	case kind == "tap":
-		return nil, fmt.Errorf("network %q: %w: name the tap interface, as in tap:tap0", spec, ErrUnknownNetwork)
+		return nil, &UnnamedNetworkError{Spec: spec, Kind: "tap"}
 	case kind == "user" && hasArg:
-		return nil, fmt.Errorf("network %q: %w: name the shared network, as in user:NAME", spec, ErrUnknownNetwork)
+		return nil, &UnnamedNetworkError{Spec: spec, Kind: "user"}
 	}
-	return nil, fmt.Errorf("network %q: %w; the networks are user, user:NAME, tap:NAME and none", spec, ErrUnknownNetwork)
+	return nil, fmt.Errorf("network %q: %w", spec, ErrUnknownNetwork)
 }
+
+// UnnamedNetworkError is Open's error for a tap network or a shared
+// network given without the name its spec needs ("tap", "user:"). It
+// matches ErrUnknownNetwork.
+type UnnamedNetworkError struct {
+	Spec string // the spec as given
+	Kind string // "tap" or "user": the part before the ':'
+}
+
+// Error names the spec and what it leaves unnamed.
+func (e *UnnamedNetworkError) Error() string {
+	what := "the tap interface"
+	if e.Kind == "user" {
+		what = "the shared network"
+	}
+	return fmt.Sprintf("network %q: %v: %s is not named", e.Spec, ErrUnknownNetwork, what)
+}
+
+// Is makes errors.Is(err, ErrUnknownNetwork) true.
+func (e *UnnamedNetworkError) Is(target error) bool { return target == ErrUnknownNetwork }

@@ -21,11 +21,11 @@ func TestOpen(t *testing.T) {
 	}{
 		{spec: "user", want: "*netback.User"},
 		{spec: "none", want: "*netback.None"},
-		{spec: "tap", want: "name the tap interface"},
-		{spec: "user:", want: `network "user:": unknown network: name the shared network, as in user:NAME`},
+		{spec: "tap", want: `network "tap": unknown network: the tap interface is not named`},
+		{spec: "user:", want: `network "user:": unknown network: the shared network is not named`},
 		{spec: "tap:", want: "tap name \"\""},
 		{spec: "tap:a/b", want: "not allowed in an interface name"},
-		{spec: "bogus", want: "unknown network; the networks are user, user:NAME, tap:NAME and none"},
+		{spec: "bogus", want: `network "bogus": unknown network`},
 		{spec: "user:/nonexistent/x.sock", want: "shared network is not running: nothing answers on /nonexistent/x.sock"},
 		{spec: "user:.x", want: "bad shared network name \".x\""},
 		{spec: "user:a b", want: "bad shared network name"},
@@ -50,6 +50,12 @@ func TestOpen(t *testing.T) {
 		}
 		if !strings.Contains(got, tc.want) {
 			t.Errorf("Open(%q) = %q, want %q", tc.spec, got, tc.want)
+		}
+		// The library states the fact: what to give is its caller's.
+		for _, a := range []string{"as in", "; the networks are", "name the"} {
+			if strings.Contains(got, a) {
+				t.Errorf("Open(%q) = %q, advises (%q)", tc.spec, got, a)
+			}
 		}
 	}
 }

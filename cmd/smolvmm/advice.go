@@ -85,7 +85,10 @@ var adviceTable = []advice{
 	// Not ErrNotWritable's ,ro alone: reading is refused as well.
 	{is: isAs[*blk.AccessError], say: func(err error) string { return notReadableAdvice(err, os.Geteuid()) }},
 	{is: isErr(netback.ErrForwardsNeedUser), cli: "use --net user or drop -p"},
-	{is: isErr(netback.ErrUnknownNetwork), cli: "--net takes user, tap:NAME or none"},
+	{is: isAs[*netback.UnnamedNetworkError], say: unnamedNetworkAdvice},
+	{is: func(err error) bool {
+		return errors.Is(err, netback.ErrUnknownNetwork) && !isAs[*netback.UnnamedNetworkError](err)
+	}, cli: "--net takes user, user:NAME, tap:NAME or none"},
 	{is: isErr(netback.ErrSameHostPort), cli: "give each host port once"},
 	// The hub's reason code: too many connections in their handshake,
 	// which end soon (the hub's message says how many).
@@ -473,6 +476,16 @@ func kstripNotKernel(err error) bool {
 // up's of the release's kernel (mirrorKernelError, a *fileError).
 func kstripGiven(target error) func(error) bool {
 	return func(err error) bool { return errors.Is(err, target) && !isAs[*fileError](err) }
+}
+
+// unnamedNetworkAdvice is the advice for a tap or shared network given
+// without its name, in the words parseNet uses for --net's.
+func unnamedNetworkAdvice(err error) string {
+	var ue *netback.UnnamedNetworkError
+	if errors.As(err, &ue) && ue.Kind == "user" {
+		return "give the shared network's name, as in --net user:default, or --net user for a NAT of the VM's own"
+	}
+	return "give the tap interface's name, as in --net tap:tap0"
 }
 
 // hubRefused matches a shared network's refusal for reason.
