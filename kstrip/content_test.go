@@ -51,6 +51,11 @@ func TestNotELFNamesContent(t *testing.T) {
 			if want := strings.Contains(tc.want, "the file starts"); errors.As(err, new(*NotELFError)) != want {
 				t.Errorf("error: %v: a *NotELFError %v, want %v", err, !want, want)
 			}
+			// The others, no kernel as given, are a *NotKernelError,
+			// for the CLI's advice about them.
+			if want := strings.Contains(tc.want, "the kernel image starts"); errors.As(err, new(*NotKernelError)) != want {
+				t.Errorf("error: %v: a *NotKernelError %v, want %v", err, !want, want)
+			}
 		})
 	}
 }

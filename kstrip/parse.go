@@ -363,10 +363,31 @@ func imageNotELF(b []byte) error {
 			return notELF(b)
 		}
 		// A file system image or a tar archive: no kernel, however given.
-		return fmt.Errorf("%w: the kernel image starts with %q, not \"\\x7fELF\"%s, not a kernel", ErrNotELF, head(b), c.Is())
+		return &NotKernelError{Head: bytes.Clone(head(b)), what: c.Is()}
 	}
-	return fmt.Errorf("%w: the kernel image starts with %q, not \"\\x7fELF\": it is gzip data: a gzipped kernel file that decompresses to it is compressed twice", ErrNotELF, head(b))
+	return &NotKernelError{Head: bytes.Clone(head(b)), Gzip: true}
 }
+
+// NotKernelError is Parse's error for an image that is not ELF and is no
+// kernel as given: a file system image or a tar archive, or gzip data,
+// which makes a gzipped file it was decompressed from a kernel compressed
+// twice. It matches ErrNotELF.
+type NotKernelError struct {
+	Head []byte // the image's first bytes, up to 4
+	Gzip bool   // the image is gzip data
+	what string // what its content is (": it is a tar archive ..."), unless Gzip
+}
+
+// Error quotes the image's first bytes and says what they are.
+func (e *NotKernelError) Error() string {
+	if e.Gzip {
+		return fmt.Sprintf("%v: the kernel image starts with %q, not \"\\x7fELF\": it is gzip data: a gzipped kernel file that decompresses to it is compressed twice", ErrNotELF, e.Head)
+	}
+	return fmt.Sprintf("%v: the kernel image starts with %q, not \"\\x7fELF\"%s, not a kernel", ErrNotELF, e.Head, e.what)
+}
+
+// Is makes errors.Is(err, ErrNotELF) true for a *NotKernelError.
+func (e *NotKernelError) Is(target error) bool { return target == ErrNotELF }
 
 func head(b []byte) []byte {
 	if len(b) > 4 {

@@ -98,6 +98,7 @@ var adviceTable = []advice{
 	{is: isErr(blk.ErrOptionTwice), cli: "give each option once"},
 	{is: isErr(blk.ErrNotRegular), cli: "give a raw image file"},
 	{is: kstripNotKernel, cli: "give an uncompressed or gzipped NetBSD kernel"},
+	{is: kstripGivenAs[*kstrip.NotKernelError], say: kstripImageAdvice},
 	// A kernel kstrip cannot edit that a release's would be: not up's
 	// (mirrorKernelError), whose user gave no kernel.
 	{is: kstripGiven(kstrip.ErrNoSymbols), cli: "give a NetBSD release kernel, such as netbsd-GENERIC, which keeps its symbols"},
@@ -486,6 +487,23 @@ func unnamedNetworkAdvice(err error) string {
 		return "give the shared network's name, as in --net user:default, or --net user for a NAT of the VM's own"
 	}
 	return "give the tap interface's name, as in --net tap:tap0"
+}
+
+// kstripGivenAs matches kstrip's error of type E about a kernel the user
+// gave: not up's of the release's kernel (mirrorKernelError, a
+// *fileError).
+func kstripGivenAs[E error](err error) bool { return isAs[E](err) && !isAs[*fileError](err) }
+
+// kstripImageAdvice is the advice for a file whose decompressed image
+// kstrip refused as no kernel (a *kstrip.NotKernelError): gzip data
+// still is a kernel gzipped twice, of which one layer is kstrip's to
+// decompress.
+func kstripImageAdvice(err error) string {
+	var ne *kstrip.NotKernelError
+	if errors.As(err, &ne) && ne.Gzip {
+		return "decompress one layer, keeping the original, with gzip -dc FILE > KERNEL.gz, and give kstrip KERNEL.gz"
+	}
+	return "give an uncompressed or gzipped NetBSD kernel"
 }
 
 // hubRefused matches a shared network's refusal for reason.
