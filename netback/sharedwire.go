@@ -110,7 +110,7 @@ var (
 type RefusedError struct {
 	Socket  string  // the hub's socket
 	Reason  Refusal // the status byte of the hub's answer
-	Message string  // the hub's own words, as it sent them
+	Message string  // the hub's own words, less the advice an older hub ended them with (hubRefusal)
 }
 
 // Error names the network's socket, the reason and the network's own
