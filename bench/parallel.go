@@ -556,8 +556,7 @@ func (v *parallelVM) start(t Target, dir string) bool {
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		l := fdLimit(err)
-		v.fail(startError("console pipe", err, l), l)
+		v.failStart("console pipe", err, fdLimit(err))
 		return false
 	}
 	cmd := exec.Command(t.Path, args...)
@@ -570,8 +569,7 @@ func (v *parallelVM) start(t Target, dir string) bool {
 	if err != nil {
 		r.Close()
 		w.Close()
-		l := fdLimit(err)
-		v.fail(startError("", err, l), l)
+		v.failStart("", err, fdLimit(err))
 		return false
 	}
 	v.vmmSettled = sp
@@ -587,8 +585,7 @@ func (v *parallelVM) start(t Target, dir string) bool {
 			if sp != nil {
 				sp.close(false)
 			}
-			l := fdLimit(err)
-			v.fail(startError("ready pipe", err, l), l)
+			v.failStart("ready pipe", err, fdLimit(err))
 			return false
 		}
 		cmd.ExtraFiles = append(cmd.ExtraFiles, readyOut)
@@ -619,8 +616,7 @@ func (v *parallelVM) start(t Target, dir string) bool {
 			v.readyIn.Close()
 			v.readyIn = nil
 		}
-		l := startLimit(err)
-		v.fail(startError("start", err, l), l)
+		v.failStart("start", err, startLimit(err))
 		return false
 	}
 	v.console = r
@@ -711,7 +707,7 @@ func (v *parallelVM) endOf(waitErr error) *vmEnd {
 
 // endError says why a VM that ended by itself did not start: how it
 // ended, when (what), and its standard error's tail; and the host
-// resource that says ran out ("": none). oomKills says whether the OOM
+// resource the end or that tail says ran out ("": none). oomKills says whether the OOM
 // killer killed a process of the bench's memory cgroup meanwhile (nil:
 // not known).
 func (v *parallelVM) endError(what string, oomKills *bool) (string, Limit) {
@@ -798,8 +794,14 @@ func awaitExit(f *os.File) {
 	})
 }
 
-// fail keeps why the VM did not start, and the host resource that says
-// ran out ("": none).
+// failStart is fail for err, of the bench's own pipe, socket or fork in
+// starting the VM (startError's what), which says l is reached.
+func (v *parallelVM) failStart(what string, err error, l Limit) {
+	v.fail(startError(what, err, l), l)
+}
+
+// fail keeps why the VM did not start (err), and l, the host resource
+// err says ran out ("": none).
 func (v *parallelVM) fail(err error, l Limit) {
 	v.mu.Lock()
 	v.err, v.limit = err, l

@@ -38,7 +38,7 @@ func TestParallelVMLimit(t *testing.T) {
 				l = startLimit(err)
 			}
 			v := &parallelVM{}
-			v.fail(startError(tt.what, err, l), l)
+			v.failStart(tt.what, err, l)
 			r := v.result(0, time.Second)
 			if r.Limit != tt.want || !strings.Contains(r.Error, tt.fact) {
 				t.Errorf("limit %q, error %q: want %q, and %q in it", r.Limit, r.Error, tt.want, tt.fact)
