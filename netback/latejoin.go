@@ -27,6 +27,10 @@ type LateBackend struct {
 	ready   chan struct{} // closed once joined, or closed
 }
 
+// errJoinedTwice is a second Join's error, whether the first had ended
+// or ran meanwhile.
+var errJoinedTwice = errors.New("late-joined network: joined already")
+
 // NewLateBackend returns a backend that joins its network, by calling
 // open, at Join (open is, for instance, OpenWith of a shared network's
 // spec).
@@ -47,7 +51,7 @@ func (l *LateBackend) Join() (Backend, error) {
 	case closed:
 		return nil, fmt.Errorf("late-joined network: join: %w", ErrClosed)
 	case joined:
-		return nil, errors.New("late-joined network: joined already")
+		return nil, errJoinedTwice
 	}
 	b, err := l.open()
 	if err != nil {
@@ -61,7 +65,7 @@ func (l *LateBackend) Join() (Backend, error) {
 		if closed {
 			return nil, fmt.Errorf("late-joined network: closed while it joined: %w", ErrClosed)
 		}
-		return nil, errors.New("late-joined network: joined already")
+		return nil, errJoinedTwice
 	}
 	l.b = b
 	close(l.ready)
