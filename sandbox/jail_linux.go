@@ -30,7 +30,8 @@ type Jail struct {
 	Net bool
 	// Stopped, when set, is called by Run in job control's stop (see
 	// Run), once the jailed process is stopped and before the caller
-	// stops; Continued once both run again.
+	// stops; Continued each time Run continues the jailed process: once
+	// both run again after such a stop, and on any other SIGCONT.
 	Stopped, Continued func()
 }
 
