@@ -498,7 +498,7 @@ func transferErr(url string, err error) error {
 // captive portal's), or a mirror URL that leads to no release tree. It
 // matches ErrHTTP.
 type HTMLError struct {
-	URL         string // the file's URL, its password shown as "xxxxx"
+	URL         string // the file's URL as errors show it (shown: a password or token as "xxxxx")
 	ContentType string // the answer's Content-Type
 	File        string // the release file asked for ("rescue.tgz")
 }
