@@ -2,12 +2,10 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -45,104 +43,47 @@ func TestConsoleEndsInBackground(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			line := fmt.Sprintf("%s run -k %s -m 16 --net none\n", smolvmmBin(t), tc.kernel(t))
-			ptm, pts := openPTYPair(t) // snapshotsafe_test.go
-			sh := exec.Command(bash, "--norc", "--noprofile", "--noediting", "-i")
-			sh.Stdin, sh.Stdout, sh.Stderr = pts, pts, pts
-			sh.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-			sh.Env = append(os.Environ(), "PS1=$ ")
-			if err := sh.Start(); err != nil {
-				t.Fatal(err)
-			}
-			var vm int
-			t.Cleanup(func() {
-				if vm != 0 {
-					unix.Kill(vm, unix.SIGKILL)
-				}
-				sh.Process.Kill()
-				sh.Wait()
-			})
-			out := new(lockedBuffer) // contain_test.go
-			go func() {
-				buf := make([]byte, 4096)
-				for {
-					n, err := ptm.Read(buf)
-					out.Write(buf[:n])
-					if err != nil {
-						return
-					}
-				}
-			}()
-			write := func(s string) {
-				if _, err := ptm.WriteString(s); err != nil {
-					t.Fatal(err)
-				}
-			}
-			isig := func() bool { return termiosOf(t, pts).Lflag&unix.ISIG != 0 }
-			waitFor := func(what string, ok func() bool) {
-				t.Helper()
-				for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
-					if time.Now().After(deadline) {
-						t.Fatalf("%s: timed out; the terminal showed:\n%s", what, out)
-					}
-				}
-			}
-			waitFor("bash's prompt", func() bool { return strings.Contains(out.String(), "$ ") })
-			write(line)
-			waitFor("the VM in raw mode, under the filter", func() bool {
-				if kids := childrenOf(sh.Process.Pid); len(kids) == 1 { // broker_test.go
-					vm = kids[0]
-				}
-				st, _ := os.ReadFile("/proc/" + strconv.Itoa(vm) + "/status")
-				return vm != 0 && !isig() && strings.Contains(string(st), "\nSeccomp:\t2\n")
-			})
+			s := startJobShell(t, bash) // jobshell_test.go
+			_, vm := s.runVM(line, false)
 			if err := unix.Kill(vm, unix.SIGTSTP); err != nil {
 				t.Fatal(err)
 			}
-			waitFor("bash's cooked mode once the VM stopped", isig)
-			ticks := func() int { return strings.Count(out.String(), tick) }
-			before := ticks()
+			s.waitFor("bash's cooked mode once the VM stopped", s.isig)
+			before := s.ticks()
 			if tc.end == nil && before >= exitAfter-3 {
 				t.Fatalf("%d ticks before the stop; want fewer than %d, for the guest to end in the background", before, exitAfter-3)
 			}
 			// One line, read by bash before the VM runs again: typed
 			// while it runs in the background, the VM may read it.
-			write("bg; wait %1; echo status=$?\n")
+			s.write("bg; wait %1; echo status=$?\n")
 			if tc.end != nil {
-				waitFor("the VM ticking again after bg", func() bool { return ticks() >= before+3 })
+				s.waitFor("the VM ticking again after bg", func() bool { return s.ticks() >= before+3 })
 				if err := tc.end(vm); err != nil {
 					t.Fatal(err)
 				}
 			}
 			status := regexp.MustCompile(`status=([0-9]+)`)
-			stopped := func() bool {
-				st, err := os.ReadFile("/proc/" + strconv.Itoa(vm) + "/stat")
-				if err != nil {
-					return false
-				}
-				// pid (comm) state ...
-				f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
-				return len(f) > 0 && f[0] == "T"
-			}
+			stopped := func() bool { return procState(vm) == "T" }
 			var stopSeen time.Time
-			waitFor("the VM's end, as bash's wait reports it", func() bool {
+			s.waitFor("the VM's end, as bash's wait reports it", func() bool {
 				// Stopped still until bash's bg has the VM tick again.
-				if ticks() > before && stopped() && stopSeen.IsZero() {
+				if s.ticks() > before && stopped() && stopSeen.IsZero() {
 					stopSeen = time.Now()
 				}
-				return status.MatchString(out.String()) || !stopSeen.IsZero() && time.Since(stopSeen) > 2*time.Second
+				return status.MatchString(s.out.String()) || !stopSeen.IsZero() && time.Since(stopSeen) > 2*time.Second
 			})
-			m := status.FindStringSubmatch(out.String())
+			m := status.FindStringSubmatch(s.out.String())
 			if m == nil || m[1] != strconv.Itoa(tc.status) {
-				t.Fatalf("bash's wait: %q, the VM stopped: %v; want status=%d, an end, not a stop (150: SIGTTOU); the terminal showed:\n%s", m, stopped(), tc.status, out)
+				t.Fatalf("bash's wait: %q, the VM stopped: %v; want status=%d, an end, not a stop (150: SIGTTOU); the terminal showed:\n%s", m, stopped(), tc.status, s.out)
 			}
-			if !strings.Contains(out.String(), tc.stderr) {
-				t.Fatalf("the terminal showed:\n%s\nwant %q in it", out, tc.stderr)
+			if !strings.Contains(s.out.String(), tc.stderr) {
+				t.Fatalf("the terminal showed:\n%s\nwant %q in it", s.out, tc.stderr)
 			}
-			if !isig() {
-				t.Fatalf("the terminal is raw after the VM ended in the background; want bash's mode left alone; the terminal showed:\n%s", out)
+			if !s.isig() {
+				t.Fatalf("the terminal is raw after the VM ended in the background; want bash's mode left alone; the terminal showed:\n%s", s.out)
 			}
-			if tc.end == nil && ticks() < exitAfter {
-				t.Fatalf("%d ticks; want %d before the guest's exit; the terminal showed:\n%s", ticks(), exitAfter, out)
+			if tc.end == nil && s.ticks() < exitAfter {
+				t.Fatalf("%d ticks; want %d before the guest's exit; the terminal showed:\n%s", s.ticks(), exitAfter, s.out)
 			}
 		})
 	}

@@ -2,11 +2,8 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,94 +30,38 @@ func TestConsoleRawAfterContinue(t *testing.T) {
 		t.Skip("needs bash, for its job control")
 	}
 	line := fmt.Sprintf("%s run -k %s -m 16 --net none\n", smolvmmBin(t), tickEchoKernel(t))
-	ptm, pts := openPTYPair(t) // snapshotsafe_test.go
-	sh := exec.Command(bash, "--norc", "--noprofile", "--noediting", "-i")
-	sh.Stdin, sh.Stdout, sh.Stderr = pts, pts, pts
-	sh.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	sh.Env = append(os.Environ(), "PS1=$ ")
-	if err := sh.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sh.Process.Kill()
-		sh.Wait()
-	})
-	out := new(lockedBuffer) // contain_test.go
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := ptm.Read(buf)
-			out.Write(buf[:n])
-			if err != nil {
-				return
-			}
-		}
-	}()
-	write := func(s string) {
-		if _, err := ptm.WriteString(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	isig := func() bool { return termiosOf(t, pts).Lflag&unix.ISIG != 0 }
-	waitFor := func(what string, ok func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: timed out; the terminal showed:\n%s", what, out)
-			}
-		}
-	}
-	waitFor("bash's prompt", func() bool { return strings.Contains(out.String(), "$ ") })
-	write(line)
-	var vm int
-	waitFor("the VM in raw mode, under the filter", func() bool {
-		if kids := childrenOf(sh.Process.Pid); len(kids) == 1 { // broker_test.go
-			vm = kids[0]
-		}
-		st, _ := os.ReadFile("/proc/" + strconv.Itoa(vm) + "/status")
-		return vm != 0 && !isig() && strings.Contains(string(st), "\nSeccomp:\t2\n")
-	})
-	state := func() string {
-		st, _ := os.ReadFile("/proc/" + strconv.Itoa(vm) + "/status")
-		for _, l := range strings.Split(string(st), "\n") {
-			if v, ok := strings.CutPrefix(l, "State:"); ok {
-				return strings.Fields(v)[0]
-			}
-		}
-		return "gone"
-	}
+	s := startJobShell(t, bash) // jobshell_test.go
+	_, vm := s.runVM(line, false)
 	if err := unix.Kill(vm, unix.SIGTSTP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("bash's cooked mode once the VM stopped", isig)
-	ticks := func() int { return strings.Count(out.String(), tick) }
-	before := ticks()
-	write("bg\n")
-	waitFor("the VM ticking again after bg", func() bool { return ticks() >= before+3 })
-	if st := state(); !isig() || st == "T" || st == "gone" {
-		t.Fatalf("after bg: the terminal's ISIG %v, the VM's state %s; want bash's mode left alone (ISIG on) and the VM running; the terminal showed:\n%s", isig(), st, out)
+	s.waitFor("bash's cooked mode once the VM stopped", s.isig)
+	before := s.ticks()
+	s.write("bg\n")
+	s.waitFor("the VM ticking again after bg", func() bool { return s.ticks() >= before+3 })
+	if st := procState(vm); !s.isig() || st == "T" || st == "gone" {
+		t.Fatalf("after bg: the terminal's ISIG %v, the VM's state %s; want bash's mode left alone (ISIG on) and the VM running; the terminal showed:\n%s", s.isig(), st, s.out)
 	}
 	// Typed while it runs in the background, fg may be read by the VM
 	// first: the kernel stops it (SIGTTIN) and bash reports it stopped
 	// instead, as for a user, who types fg again.
-	write("fg\n")
+	s.write("fg\n")
 	last := time.Now()
-	waitFor("raw mode again after fg", func() bool {
-		if state() == "T" && time.Since(last) > time.Second {
-			write("fg\n")
+	s.waitFor("raw mode again after fg", func() bool {
+		if procState(vm) == "T" && time.Since(last) > time.Second {
+			s.write("fg\n")
 			last = time.Now()
 		}
-		return !isig()
+		return !s.isig()
 	})
-	if strings.Contains(out.String(), "\x03") {
-		t.Fatalf("a Ctrl-C before it was typed; the terminal showed:\n%q", out)
+	if strings.Contains(s.out.String(), "\x03") {
+		t.Fatalf("a Ctrl-C before it was typed; the terminal showed:\n%q", s.out)
 	}
-	write("\x03") // Ctrl-C: the guest's, not a signal
-	waitFor("the guest's echo of Ctrl-C", func() bool { return strings.Contains(out.String(), "\x03") })
-	if st := state(); st == "gone" || st == "Z" || strings.Contains(out.String(), "guest stopped") {
-		t.Fatalf("Ctrl-C after fg ended the VM; the terminal showed:\n%s", out)
+	s.write("\x03") // Ctrl-C: the guest's, not a signal
+	s.waitFor("the guest's echo of Ctrl-C", func() bool { return strings.Contains(s.out.String(), "\x03") })
+	if st := procState(vm); st == "gone" || st == "Z" || strings.Contains(s.out.String(), "guest stopped") {
+		t.Fatalf("Ctrl-C after fg ended the VM; the terminal showed:\n%s", s.out)
 	}
-	unix.Kill(vm, unix.SIGKILL)
 }
 
 // tick is what tickEchoKernel writes every so often.
