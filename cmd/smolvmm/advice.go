@@ -97,7 +97,9 @@ var adviceTable = []advice{
 	{is: isErr(netback.ErrLeasesLockLink), cli: "remove that symbolic link: the network makes its lock itself"},
 	{is: isErr(blk.ErrOptionTwice), cli: "give each option once"},
 	{is: isErr(blk.ErrNotRegular), cli: "give a raw image file"},
-	{is: kstripNotKernel, cli: "give an uncompressed or gzipped NetBSD kernel"},
+	// A file that starts with no ELF magic but may be a kernel given
+	// otherwise: unknown bytes, data compressed otherwise than by gzip.
+	{is: kstripGivenAs[*kstrip.NotELFError], cli: "give an uncompressed or gzipped NetBSD kernel"},
 	{is: kstripGivenAs[*kstrip.NotKernelError], say: kstripImageAdvice},
 	// A kernel kstrip cannot edit that a release's would be: not up's
 	// (mirrorKernelError), whose user gave no kernel.
@@ -464,20 +466,15 @@ func fatName(pair bool) func(error) bool {
 	}
 }
 
-// kstripNotKernel reports whether err is kstrip's refusal of a file that
-// starts with no ELF magic but may be a kernel given otherwise (unknown
-// bytes, data compressed otherwise than by gzip): not up's of the
-// release's kernel (mirrorKernelError, a *fileError), whose user gave no
-// kernel.
-func kstripNotKernel(err error) bool {
-	return isAs[*kstrip.NotELFError](err) && !isAs[*fileError](err)
-}
-
 // kstripGiven matches kstrip's target about a kernel the user gave: not
-// up's of the release's kernel (mirrorKernelError, a *fileError).
+// up's of the release's kernel (mirrorKernelError, a *fileError), whose
+// user gave no kernel.
 func kstripGiven(target error) func(error) bool {
 	return func(err error) bool { return errors.Is(err, target) && !isAs[*fileError](err) }
 }
+
+// kstripGivenAs is kstripGiven for kstrip's errors of type E.
+func kstripGivenAs[E error](err error) bool { return isAs[E](err) && !isAs[*fileError](err) }
 
 // unnamedNetworkAdvice is the advice for a tap or shared network given
 // without its name, in the words parseNet uses for --net's.
@@ -488,11 +485,6 @@ func unnamedNetworkAdvice(err error) string {
 	}
 	return "give the tap interface's name, as in --net tap:tap0"
 }
-
-// kstripGivenAs matches kstrip's error of type E about a kernel the user
-// gave: not up's of the release's kernel (mirrorKernelError, a
-// *fileError).
-func kstripGivenAs[E error](err error) bool { return isAs[E](err) && !isAs[*fileError](err) }
 
 // kstripImageAdvice is the advice for a file whose decompressed image
 // kstrip refused as no kernel (a *kstrip.NotKernelError): gzip data

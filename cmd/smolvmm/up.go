@@ -954,7 +954,7 @@ func dateUpService(s *service.Service) (time.Time, string, error) {
 // matched its SHA512 and still is no kernel kstrip can edit: the mirror's,
 // version's or port's fault, not one of a kernel the user passed. The
 // path is left to the caller, which names it (rebuild.StripCached). kstrip
-// states facts: what to give instead is advise's (kstripNotKernel), which
+// states facts: what to give instead is advise's (kstripGivenAs), which
 // passes over this error, as up's user gave no kernel.
 func mirrorKernelError(path string, err error) error {
 	msg := strings.TrimPrefix(err.Error(), path+": ")
