@@ -193,6 +193,8 @@ type jailTerminal struct {
 	done bool          // the VMM has ended: the terminal is left alone
 }
 
+// stopped is Jail.Stopped: the jailed VMM has stopped; in the foreground
+// the terminal's mode is still the VMM's, kept to set again.
 func (j *jailTerminal) stopped() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -204,6 +206,8 @@ func (j *jailTerminal) stopped() {
 	}
 }
 
+// continued is Jail.Continued: the mode is set again now if in the
+// foreground, else by a goroutine that looks every rawPoll.
 func (j *jailTerminal) continued() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -228,10 +232,16 @@ func (j *jailTerminal) continued() {
 }
 
 // rawAgain sets the VMM's mode if the process is in the foreground, and
-// reports whether it did; j.mu is held.
+// reports whether the look for the foreground is over: the mode set, or
+// a terminal that fails TIOCGPGRP (hung up), which none is set on. j.mu
+// is held.
 func (j *jailTerminal) rawAgain() bool {
-	if fg, err := unix.IoctlGetInt(j.fd, unix.TIOCGPGRP); err != nil || fg != unix.Getpgrp() {
-		return err != nil
+	fg, err := unix.IoctlGetInt(j.fd, unix.TIOCGPGRP)
+	if err != nil {
+		return true
+	}
+	if fg != unix.Getpgrp() {
+		return false
 	}
 	_ = unix.IoctlSetTermios(j.fd, unix.TCSETS, j.raw)
 	return true
