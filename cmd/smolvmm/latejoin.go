@@ -1,10 +1,6 @@
 package main
 
-import (
-	"net/netip"
-
-	"github.com/smolvmm/smolvmm/netback"
-)
+import "github.com/smolvmm/smolvmm/netback"
 
 // lateBackend is a restored VM's shared network (--net user:NAME), joined
 // only once the restore has succeeded (join; netback.LateBackend says
@@ -35,10 +31,3 @@ func (l *lateBackend) join() (failer nicFailer, err error) {
 	failer, _ = b.(nicFailer)
 	return failer, nil
 }
-
-// backend is the joined network's backend, nil before the join.
-func (l *lateBackend) backend() netback.Backend { return l.Backend() }
-
-// addr is the address the joined network leased the card (invalid
-// before the join, or for a backend that leases none).
-func (l *lateBackend) addr() netip.Addr { return l.Addr() }

@@ -568,7 +568,7 @@ func runVM(ctx context.Context, c *cli.Context, cfg vmm.Config, status func(vmm.
 			m.Close()
 		} else {
 			defer watchNIC(ctx, cancel, joined)()
-			noteRestoreJoin(c, lateNIC.nc, lateNIC.addr(), con.saved != nil) // snapshot.go
+			noteRestoreJoin(c, lateNIC.nc, lateNIC.Addr(), con.saved != nil) // snapshot.go
 		}
 	}
 	if err = kernelLoadError(err, cfg.Boot, kernelFile(cfg)); err != nil {
@@ -756,7 +756,7 @@ func limitRaise(limit string) string {
 // away.
 func printBackendStats(c *cli.Context, b vnet.Backend) {
 	if l, ok := b.(*lateBackend); ok { // latejoin.go
-		b = l.backend()
+		b = l.Backend()
 	}
 	r, ok := b.(netback.StatsReporter)
 	if !ok {
