@@ -316,11 +316,21 @@ func (k *Kernel) nothingKept(names []string, near ...Unknown) error {
 	if len(near) > 0 {
 		parts := make([]string, 0, min(len(near), maxShown))
 		for _, u := range near[:min(len(near), maxShown)] {
-			parts = append(parts, strings.Join(u.Suggestions, " or ")+" for "+u.Name)
+			// The suggestions are names read from the kernel, which a
+			// hostile one fills with escape sequences, as didYouMean's.
+			sugg := make([]string, len(u.Suggestions))
+			for i, n := range u.Suggestions {
+				sugg[i] = Printable(n)
+			}
+			parts = append(parts, strings.Join(sugg, " or ")+" for "+Printable(u.Name))
 		}
 		hint = " (did you mean " + strings.Join(parts, ", ") + "?)"
 	}
-	return fmt.Errorf("%w of this kernel (%s): stripping would disable every entry but %s, and the kernel would attach nothing%s", ErrNothingKept, firstFew(names, ", "), k.rootsText(), hint)
+	shown := make([]string, len(names))
+	for i, n := range names {
+		shown[i] = Printable(n)
+	}
+	return fmt.Errorf("%w of this kernel (%s): stripping would disable every entry but %s, and the kernel would attach nothing%s", ErrNothingKept, firstFew(shown, ", "), k.rootsText(), hint)
 }
 
 // rootsText names the root entries ("the root mainbus0"), or says there

@@ -55,6 +55,13 @@ func TestPrintableNames(t *testing.T) {
 			}
 			return strings.Join(append(r.Warnings, kept...), "\n")
 		}, []string{`did you mean "cpu\x1b[31m"?`, `cpu* ("cpu\x1b[31m") is both kept and disabled`}},
+		{"nothing kept", func() string {
+			_, err := k.Plan(Plan{Strip: true, Keep: []string{"cpu\x1b[31"}})
+			if err == nil {
+				t.Fatal("a keep list that matches nothing was taken")
+			}
+			return err.Error()
+		}, []string{`(did you mean "cpu\x1b[31m" for "cpu\x1b[31"?)`, `of this kernel ("cpu\x1b[31")`}},
 		{"parents kept", func() string {
 			r, err := k.Plan(Plan{Strip: true, Keep: []string{"evil\x1b[2J"}})
 			if err != nil {
