@@ -273,11 +273,30 @@ func brokenPipe(f *os.File) {
 // group (--jail: 0), or a terminal that fails TIOCGPGRP (hung up, where
 // TCSETS fails too).
 func (c *console) foreground() bool {
-	if c.pgrp == 0 {
+	return c.pgrp == 0 || inForeground(c.fd, c.pgrp)
+}
+
+// inForeground reports whether process group pgrp is the foreground one
+// of terminal fd, or cannot tell (TIOCGPGRP fails: hung up).
+func inForeground(fd, pgrp int) bool {
+	fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+	return err != nil || fg == pgrp
+}
+
+// rawIfForeground sets mode raw on terminal fd if process group pgrp is
+// its foreground one, and reports whether the wait for the foreground is
+// over: the mode set, or a terminal that fails TIOCGPGRP (hung up), on
+// which none is set.
+func rawIfForeground(fd, pgrp int, raw *unix.Termios) bool {
+	fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+	switch {
+	case err != nil:
 		return true
+	case fg != pgrp:
+		return false
 	}
-	fg, err := unix.IoctlGetInt(c.fd, unix.TIOCGPGRP)
-	return err != nil || fg == c.pgrp
+	_ = unix.IoctlSetTermios(fd, unix.TCSETS, raw)
+	return true
 }
 
 // rawPoll is how often a console continued in the background looks
@@ -298,15 +317,7 @@ func (c *console) rawAgain() bool {
 	if c.restored || c.pgrp == 0 {
 		return true
 	}
-	fg, err := unix.IoctlGetInt(c.fd, unix.TIOCGPGRP)
-	if err != nil {
-		return true
-	}
-	if fg != c.pgrp {
-		return false
-	}
-	_ = unix.IoctlSetTermios(c.fd, unix.TCSETS, c.raw)
-	return true
+	return rawIfForeground(c.fd, c.pgrp, c.raw)
 }
 
 // terminalRaw is whether a console has the process's terminal in raw

@@ -138,7 +138,7 @@ func jailRun(c *cli.Context, args []string) (ran, started bool, err error) {
 	// have the kernel stop this process with SIGTTOU).
 	if t, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil {
 		jt := &jailTerminal{fd: int(os.Stdin.Fd())}
-		if !inForeground(jt.fd) {
+		if !inForeground(jt.fd, unix.Getpgrp()) {
 			// Started in the background (&): stopped until fg, as
 			// the unjailed VMM is when it sets raw mode, which the
 			// jailed one would set on the shell's terminal.
@@ -147,7 +147,7 @@ func jailRun(c *cli.Context, args []string) (ran, started bool, err error) {
 		jail.Stopped, jail.Continued = jt.stopped, jt.continued
 		defer func() {
 			jt.end()
-			if inForeground(jt.fd) {
+			if inForeground(jt.fd, unix.Getpgrp()) {
 				_ = unix.IoctlSetTermios(jt.fd, unix.TCSETS, t)
 			}
 		}()
@@ -167,13 +167,6 @@ func jailRun(c *cli.Context, args []string) (ran, started bool, err error) {
 		return true, true, cli.Exit("", status)
 	}
 	return true, true, nil
-}
-
-// inForeground reports whether the process is in the foreground process
-// group of terminal fd, or cannot tell (TIOCGPGRP fails: hung up).
-func inForeground(fd int) bool {
-	fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
-	return err != nil || fg == unix.Getpgrp()
 }
 
 // jailTerminal sets the console's raw mode again for the jailed VMM,
@@ -199,7 +192,7 @@ func (j *jailTerminal) stopped() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.stopPoll()
-	if inForeground(j.fd) {
+	if inForeground(j.fd, unix.Getpgrp()) {
 		if t, err := unix.IoctlGetTermios(j.fd, unix.TCGETS); err == nil {
 			j.raw = t
 		}
@@ -236,15 +229,7 @@ func (j *jailTerminal) continued() {
 // a terminal that fails TIOCGPGRP (hung up), which none is set on. j.mu
 // is held.
 func (j *jailTerminal) rawAgain() bool {
-	fg, err := unix.IoctlGetInt(j.fd, unix.TIOCGPGRP)
-	if err != nil {
-		return true
-	}
-	if fg != unix.Getpgrp() {
-		return false
-	}
-	_ = unix.IoctlSetTermios(j.fd, unix.TCSETS, j.raw)
-	return true
+	return rawIfForeground(j.fd, unix.Getpgrp(), j.raw)
 }
 
 // stopPoll ends the look for the foreground, and its goroutine; j.mu is
